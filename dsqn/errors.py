@@ -1,0 +1,34 @@
+"""One-line errors for the console scripts."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+F = TypeVar("F", bound=Callable[..., int])
+
+
+class UserError(Exception):
+    """Bad input from the user (a file, an option, an environment). Printed as one line, exit 2."""
+
+
+def cli_entry(prog: str) -> Callable[[F], F]:
+    """Wrap a console-script main: UserError -> one line on stderr and exit 2; Ctrl-C -> exit 130."""
+
+    def deco(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+            try:
+                return fn(*args, **kwargs)
+            except UserError as exc:
+                print(f"{prog}: error: {exc}", file=sys.stderr)
+                sys.exit(2)
+            except KeyboardInterrupt:
+                print(f"{prog}: interrupted", file=sys.stderr)
+                sys.exit(130)
+
+        return wrapper  # type: ignore[return-value]
+
+    return deco

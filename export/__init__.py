@@ -1,0 +1,1 @@
+"""dsqn-export: model.pt -> model.net (NetX HDF5, Loihi fixed point, with deployment metadata)."""

@@ -1,0 +1,84 @@
+"""model.pt: a versioned, self-describing checkpoint written atomically and read with weights_only=True."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from dsqn.encoding import Encoder
+from dsqn.errors import UserError
+
+from .model import NetSpec, SpikingQNet
+
+CHECKPOINT_FORMAT = "dsqn-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+def save_checkpoint(path: str | Path, payload: dict) -> None:
+    """torch.save to a temporary file beside ``path``, then rename: a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        torch.save({"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION, **payload}, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint safely; any problem becomes a one-line UserError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unpickling failed"
+        raise UserError(f"{path}: refused to load: the file holds more than plain tensors ({first[:160]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise UserError(f"{path}: not a readable PyTorch checkpoint ({exc.__class__.__name__}: {str(exc)[:120]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path}: not a dsqn-train checkpoint (no '{CHECKPOINT_FORMAT}' format marker)")
+    if ckpt.get("format_version") != CHECKPOINT_VERSION:
+        raise UserError(
+            f"{path}: checkpoint format_version {ckpt.get('format_version')!r}, this toolchain reads {CHECKPOINT_VERSION}"
+        )
+    for key in ("config_json", "spec_json", "encoder_json", "model"):
+        if key not in ckpt:
+            raise UserError(f"{path}: checkpoint is missing '{key}'")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict, path: str | Path = "checkpoint") -> tuple[SpikingQNet, NetSpec, Encoder, dict]:
+    """Rebuild the network from a loaded checkpoint and load its weights (strictly)."""
+    try:
+        spec = NetSpec.from_dict(json.loads(ckpt["spec_json"]))
+        encoder = Encoder.from_dict(json.loads(ckpt["encoder_json"]))
+        config = json.loads(ckpt["config_json"])
+    except (TypeError, ValueError, KeyError) as exc:
+        raise UserError(f"{path}: malformed checkpoint description ({exc})") from None
+    try:
+        model = SpikingQNet(spec)
+        with torch.no_grad():  # slayer neurons learn their shape from the first input
+            model(torch.zeros(1, *spec.input_shape))
+        model.load_state_dict(ckpt["model"], strict=True)
+    except (RuntimeError, ValueError) as exc:
+        msg = " ".join(str(exc).split())
+        raise UserError(f"{path}: weights do not match the architecture it describes ({msg[:200]})") from None
+    return model, spec, encoder, config

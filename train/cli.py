@@ -1,0 +1,17 @@
+"""dsqn-train console script."""
+
+from __future__ import annotations
+
+from dsqn.errors import cli_entry
+
+from .config import parse_args, resolve
+
+
+@cli_entry("dsqn-train")
+def main(argv: list[str] | None = None) -> int:
+    cfg, explicit = parse_args(argv)
+    cfg = resolve(cfg, explicit)
+    from .dqn import train  # heavy imports (torch, lava-dl) only after the arguments parsed
+
+    train(cfg)
+    return 0

@@ -1,0 +1,119 @@
+"""One documented config for dsqn-train; the CLI is generated from it, so ``--help`` is the docs."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field, fields
+
+from dsqn.errors import UserError
+
+
+@dataclass
+class TrainConfig:
+    env_id: str = "CartPole-v1"
+    """gymnasium environment id (classic control with a discrete action space)."""
+    seed: int = 1
+    """seed for python, numpy, torch, env.reset and action_space."""
+    out: str = ""
+    """run folder; default runs/<env>__dsqn__<seed>__<time>."""
+    total_steps: int = 0
+    """environment steps to train (0 = the environment's default)."""
+    hidden: list[int] = field(default_factory=list)
+    """hidden layer widths (empty = the environment's default)."""
+    timesteps: int = 8
+    """T: simulation steps per inference (must exceed the number of layers; power of 2 for Loihi reset)."""
+    threshold: float = 0.25
+    """LIF threshold (rounded to a multiple of 1/64); the first layer's is scaled by 2**frac_bits."""
+    current_decay: float = 0.5
+    voltage_decay: float = 0.5
+    encoding: str = "two_neuron"
+    """observation encoding: two_neuron (Akl et al.) or direct."""
+    frac_bits: int = 5
+    """graded input resolution: one normalised observation unit = 2**frac_bits payload."""
+    q_scale: float = 0.0
+    """Q = q_scale * readout (0 = the environment's default)."""
+    double_dqn: bool = True
+    """Double DQN targets (False: vanilla DQN)."""
+    lr: float = 1e-3
+    gamma: float = 0.99
+    buffer_size: int = 50_000
+    batch_size: int = 64
+    learning_starts: int = 1_000
+    train_freq: int = 1
+    target_update: int = 500
+    """env steps between hard target-network copies."""
+    eps_start: float = 1.0
+    eps_end: float = 0.02
+    eps_fraction: float = 0.25
+    """fraction of total_steps over which epsilon decays linearly."""
+    max_grad_norm: float = 10.0
+    eval_every: int = 5_000
+    """env steps between greedy evaluations (the best evaluated weights become model.pt)."""
+    eval_episodes: int = 10
+    final_eval_episodes: int = 20
+    checkpoint_every: int = 5_000
+    resume: str = ""
+    """path of a checkpoint (model.pt of an unfinished run) to continue from."""
+    progress: bool = True
+    """show a progress bar."""
+
+
+ENV_DEFAULTS: dict[str, dict] = {
+    "CartPole-v1": {"total_steps": 40_000, "hidden": [64, 64], "q_scale": 16.0},
+    "Acrobot-v1": {"total_steps": 40_000, "hidden": [128, 128], "q_scale": 16.0, "target_update": 1000},
+}
+FALLBACK_DEFAULTS = {"total_steps": 50_000, "hidden": [64, 64], "q_scale": 16.0}
+
+
+def resolve(cfg: TrainConfig, explicit: set[str] | None = None) -> TrainConfig:
+    """Fill 'use the environment's default' fields; explicit CLI values always win."""
+    explicit = explicit or set()
+    defaults = ENV_DEFAULTS.get(cfg.env_id, FALLBACK_DEFAULTS)
+    updates = {}
+    for key, val in defaults.items():
+        cur = getattr(cfg, key)
+        if key in explicit:
+            continue
+        if cur in (0, 0.0, [], "") or (key == "target_update" and cur == TrainConfig.target_update):
+            updates[key] = val
+    cfg = dataclasses.replace(cfg, **updates)
+    if cfg.total_steps <= 0 or cfg.batch_size <= 0 or cfg.buffer_size < cfg.batch_size:
+        raise UserError("total_steps, batch_size must be positive and buffer_size >= batch_size")
+    if not 0 < cfg.gamma <= 1:
+        raise UserError(f"gamma={cfg.gamma} must lie in (0, 1]")
+    return cfg
+
+
+def _field_doc(cls: type) -> dict[str, str]:
+    """Attribute docstrings (the string literal under each field) for --help."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(cls))
+    docs: dict[str, str] = {}
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    for a, b in zip(body, body[1:]):
+        if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr) and isinstance(getattr(b, "value", None), ast.Constant):
+            docs[a.target.id] = str(b.value.value)  # type: ignore[union-attr]
+    return docs
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, set[str]]:
+    docs = _field_doc(TrainConfig)
+    parser = argparse.ArgumentParser(prog="dsqn-train", description="Train a deep spiking Q-network (lava-dl CUBA-LIF) with DQN / Double DQN.")
+    for f in fields(TrainConfig):
+        name = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        help_ = f"{docs.get(f.name, '')} (default: {default})"
+        if f.type in ("bool", bool):
+            parser.add_argument(name, action=argparse.BooleanOptionalAction, default=default, help=help_)
+        elif f.name == "hidden":
+            parser.add_argument(name, type=int, nargs="+", default=default, help=help_)
+        else:
+            typ = {"int": int, "float": float, "str": str}[str(f.type)]
+            parser.add_argument(name, type=typ, default=default, help=help_)
+    ns = parser.parse_args(argv)
+    explicit = {a.lstrip("-").split("=")[0].replace("-", "_") for a in (argv if argv is not None else __import__("sys").argv[1:]) if a.startswith("--")}
+    explicit = {e[3:] if e.startswith("no_") else e for e in explicit}
+    return TrainConfig(**vars(ns)), explicit

@@ -1,0 +1,245 @@
+"""DQN / Double DQN training loop for the spiking Q-network (CleanRL-style: the whole loop in one place)."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dsqn.encoding import Encoder
+from dsqn.envs import check_spaces, make_env, obs_scale_for
+from dsqn.errors import UserError
+
+from .checkpoint import file_sha256, load_checkpoint, model_from_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .model import NetSpec, SpikingQNet
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class ReplayBuffer:
+    """Uniform replay of encoded observations (integer payloads, exactly what the network sees)."""
+
+    def __init__(self, capacity: int, obs_shape: tuple[int, ...], seed: int) -> None:
+        self.obs = np.zeros((capacity, *obs_shape), dtype=np.int16)
+        self.next_obs = np.zeros((capacity, *obs_shape), dtype=np.int16)
+        self.actions = np.zeros(capacity, dtype=np.int64)
+        self.rewards = np.zeros(capacity, dtype=np.float32)
+        self.dones = np.zeros(capacity, dtype=np.float32)
+        self.capacity, self.pos, self.full = capacity, 0, False
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return self.capacity if self.full else self.pos
+
+    def add(self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray, done: bool) -> None:
+        i = self.pos
+        self.obs[i], self.next_obs[i], self.actions[i], self.rewards[i], self.dones[i] = obs, next_obs, action, reward, done
+        self.pos = (self.pos + 1) % self.capacity
+        self.full = self.full or self.pos == 0
+
+    def sample(self, n: int) -> tuple[torch.Tensor, ...]:
+        idx = self.rng.integers(0, len(self), n)
+        return (
+            torch.from_numpy(self.obs[idx].astype(np.float32)),
+            torch.from_numpy(self.actions[idx]),
+            torch.from_numpy(self.rewards[idx]),
+            torch.from_numpy(self.next_obs[idx].astype(np.float32)),
+            torch.from_numpy(self.dones[idx]),
+        )
+
+    def state(self) -> dict:
+        n = len(self)
+        return {
+            "obs": torch.from_numpy(self.obs[:n].copy()), "next_obs": torch.from_numpy(self.next_obs[:n].copy()),
+            "actions": torch.from_numpy(self.actions[:n].copy()), "rewards": torch.from_numpy(self.rewards[:n].copy()),
+            "dones": torch.from_numpy(self.dones[:n].copy()), "pos": self.pos, "full": self.full,
+        }
+
+    def load(self, st: dict) -> None:
+        n = st["obs"].shape[0]
+        self.obs[:n], self.next_obs[:n] = st["obs"].numpy(), st["next_obs"].numpy()
+        self.actions[:n], self.rewards[:n], self.dones[:n] = st["actions"].numpy(), st["rewards"].numpy(), st["dones"].numpy()
+        self.pos, self.full = int(st["pos"]), bool(st["full"])
+
+
+def greedy_action(model: SpikingQNet, payload: np.ndarray) -> int:
+    with torch.no_grad():
+        q = model(torch.from_numpy(payload.astype(np.float32))[None])
+    return int(q.argmax(dim=1).item())
+
+
+def evaluate(model: SpikingQNet, encoder: Encoder, env_id: str, episodes: int, seed: int) -> list[float]:
+    """Greedy returns of ``episodes`` episodes (seeds seed, seed+1, ...)."""
+    env = make_env(env_id)
+    returns = []
+    for ep in range(episodes):
+        obs, _ = env.reset(seed=seed + ep)
+        done, total = False, 0.0
+        while not done:
+            obs, r, term, trunc, _ = env.step(greedy_action(model, encoder.encode(obs)))
+            total += float(r)
+            done = term or trunc
+        returns.append(total)
+    env.close()
+    return returns
+
+
+def build(cfg: TrainConfig) -> tuple[SpikingQNet, NetSpec, Encoder]:
+    env = make_env(cfg.env_id)
+    try:
+        check_spaces(env, int(np.prod(env.observation_space.shape)), int(env.action_space.n), cfg.env_id)
+        encoder = Encoder(kind=cfg.encoding, obs_scale=obs_scale_for(cfg.env_id, env), frac_bits=cfg.frac_bits)
+        spec = NetSpec(
+            input_shape=[encoder.channels], layers=[{"type": "dense", "out": h} for h in cfg.hidden],
+            n_actions=int(env.action_space.n), timesteps=cfg.timesteps, threshold=cfg.threshold,
+            current_decay=cfg.current_decay, voltage_decay=cfg.voltage_decay, input_unit=encoder.unit, q_scale=cfg.q_scale,
+        )
+        model = SpikingQNet(spec)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    finally:
+        env.close()
+    with torch.no_grad():
+        model(torch.zeros(1, *spec.input_shape))
+    return model, spec, encoder
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train and return the path of model.pt."""
+    start_state: dict | None = None
+    if cfg.resume:
+        ckpt = load_checkpoint(cfg.resume)
+        saved = TrainConfig(**json.loads(ckpt["config_json"]))
+        cfg = dataclasses.replace(saved, total_steps=max(cfg.total_steps, saved.total_steps), resume=cfg.resume, progress=cfg.progress)
+        start_state = ckpt
+    seed_everything(cfg.seed)
+    run_dir = Path(cfg.out or f"runs/{cfg.env_id}__dsqn__{cfg.seed}__{int(time.time())}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    model, spec, encoder = build(cfg)
+    target, _, _ = build(cfg)
+    target.load_state_dict(model.state_dict())
+    best_state = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    rb = ReplayBuffer(cfg.buffer_size, tuple(spec.input_shape), cfg.seed)
+    step, episode, best_eval, evals = 0, 0, -float("inf"), []
+    if start_state is not None:
+        model.load_state_dict(start_state["last_model"])
+        target.load_state_dict(start_state["target_model"])
+        best_state = start_state["model"]
+        optimizer.load_state_dict(start_state["optimizer"])
+        rb.load(start_state["replay"])
+        step, episode = int(start_state["step"]), int(start_state["episode"])
+        best_eval = float(start_state["best_eval"])
+        evals = json.loads(start_state["evals_json"])
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(run_dir / "tb"))
+    csv_file = open(run_dir / "metrics.csv", "a", newline="")
+    log = csv.writer(csv_file)
+    if csv_file.tell() == 0:
+        log.writerow(["step", "kind", "value", "extra"])
+    ckpt_path = run_dir / "model.pt"
+
+    def save(final_eval: dict | None = None) -> None:
+        save_checkpoint(ckpt_path, {
+            "config_json": json.dumps(dataclasses.asdict(cfg)), "spec_json": json.dumps(spec.to_dict()),
+            "encoder_json": json.dumps(encoder.to_dict()), "model": best_state,
+            "last_model": model.state_dict(), "target_model": target.state_dict(), "optimizer": optimizer.state_dict(),
+            "replay": rb.state(), "step": step, "episode": episode, "best_eval": best_eval,
+            "evals_json": json.dumps(evals), "final_eval_json": json.dumps(final_eval or {}),
+        })
+
+    env = make_env(cfg.env_id)
+    obs, _ = env.reset(seed=cfg.seed + episode)
+    env.action_space.seed(cfg.seed + step)
+    payload = encoder.encode(obs)
+    ep_return, t_start, steps_at_start = 0.0, time.time(), step
+    eps_steps = max(1, int(cfg.eps_fraction * cfg.total_steps))
+    try:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.total_steps, initial=step, disable=not cfg.progress, desc=cfg.env_id, unit="step")
+        while step < cfg.total_steps:
+            eps = max(cfg.eps_end, cfg.eps_start - (cfg.eps_start - cfg.eps_end) * step / eps_steps)
+            action = env.action_space.sample() if random.random() < eps else greedy_action(model, payload)
+            next_obs, reward, term, trunc, _ = env.step(action)
+            next_payload = encoder.encode(next_obs)
+            rb.add(payload, action, float(reward), next_payload, bool(term))
+            payload, ep_return, step = next_payload, ep_return + float(reward), step + 1
+            bar.update(1)
+            if term or trunc:
+                writer.add_scalar("charts/episodic_return", ep_return, step)
+                log.writerow([step, "episodic_return", ep_return, ""])
+                episode += 1
+                bar.set_postfix(ret=f"{ep_return:.0f}", eps=f"{eps:.2f}", best=f"{best_eval:.0f}")
+                obs, _ = env.reset(seed=cfg.seed + 10_000 + episode)
+                payload, ep_return = encoder.encode(obs), 0.0
+            if step >= cfg.learning_starts and step % cfg.train_freq == 0:
+                o, a, r, o2, d = rb.sample(cfg.batch_size)
+                with torch.no_grad():
+                    q_next_target = target(o2)
+                    if cfg.double_dqn:
+                        a2 = model(o2).argmax(dim=1, keepdim=True)
+                        q_next = q_next_target.gather(1, a2).squeeze(1)
+                    else:
+                        q_next = q_next_target.max(dim=1).values
+                    y = r + cfg.gamma * (1.0 - d) * q_next
+                q, spikes, _ = model(o, return_spikes=True)
+                q_a = q.gather(1, a[:, None]).squeeze(1)
+                loss = F.smooth_l1_loss(q_a, y)
+                optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                if step % 250 == 0:
+                    writer.add_scalar("losses/td_loss", loss.item(), step)
+                    writer.add_scalar("losses/q_values", q_a.mean().item(), step)
+                    for i, s in enumerate(spikes):
+                        writer.add_scalar(f"spikes/rate_L{i}", s.mean().item(), step)
+                    sps = (step - steps_at_start) / max(1e-9, time.time() - t_start)
+                    writer.add_scalar("charts/SPS", sps, step)
+                    writer.add_scalar("charts/epsilon", eps, step)
+                    log.writerow([step, "td_loss", loss.item(), f"sps={sps:.1f}"])
+            if step % cfg.target_update == 0:
+                target.load_state_dict(model.state_dict())
+            if step % cfg.eval_every == 0 or step == cfg.total_steps:
+                rets = evaluate(model, encoder, cfg.env_id, cfg.eval_episodes, seed=10_000_000 + step)
+                mean = float(np.mean(rets))
+                evals.append({"step": step, "mean": mean, "std": float(np.std(rets))})
+                writer.add_scalar("charts/eval_return", mean, step)
+                log.writerow([step, "eval_return", mean, f"std={np.std(rets):.1f}"])
+                if mean >= best_eval:
+                    best_eval = mean
+                    best_state = {k: v.clone() for k, v in model.state_dict().items()}
+            if step % cfg.checkpoint_every == 0:
+                save()
+                csv_file.flush()
+        bar.close()
+        model.load_state_dict(best_state)
+        rets = evaluate(model, encoder, cfg.env_id, cfg.final_eval_episodes, seed=20_000_000)
+        final = {"episodes": len(rets), "mean": float(np.mean(rets)), "std": float(np.std(rets)), "returns": rets,
+                 "seconds": time.time() - t_start}
+        log.writerow([step, "final_eval_return", final["mean"], f"std={final['std']:.1f}"])
+        model.load_state_dict(start_state["last_model"] if False else model.state_dict())
+        save(final)
+        print(f"final greedy evaluation over {len(rets)} episodes: mean {final['mean']:.1f} +- {final['std']:.1f}")
+        print(f"wrote {ckpt_path} (sha256 {file_sha256(ckpt_path)[:12]})")
+        return ckpt_path
+    finally:
+        env.close()
+        writer.close()
+        csv_file.close()
