@@ -75,6 +75,7 @@ class RunResult:
     v_last: list[np.ndarray]  # per layer (B, N): state after the last step
     u_last: list[np.ndarray]
     overflow: list[int] = field(default_factory=list)  # per layer: u wrap-arounds + v saturations
+    v_captured: list[np.ndarray] = field(default_factory=list)  # per layer (B, N): v after step capture_at
 
 
 class Emulator:
@@ -120,13 +121,14 @@ class Emulator:
         reset_offset: int = 0,
         start_step: int = 1,
         record: bool = False,
+        capture_at: int | None = None,
     ) -> RunResult:
         """Run from zero state. payload: (B, C_in, S) values sent into the network on Lava steps
         start_step .. start_step+S-1 (Lava counts steps from 1)."""
         b, _, n_steps = payload.shape
         x = payload
         traces: list[LayerTrace] = []
-        v_last, u_last, overflow = [], [], []
+        v_last, u_last, overflow, captured = [], [], [], []
         steps = np.arange(start_step, start_step + n_steps)
         for i, layer in enumerate(self.layers):
             a = self.synaptic_input(i, x)
@@ -167,6 +169,8 @@ class Emulator:
                 s = v > vth
                 v = np.where(s, 0, v)
                 spikes[..., t] = s
+                if t == capture_at:
+                    captured.append(v.copy())
                 if record:
                     us[..., t] = u
                     vs[..., t] = v
@@ -175,4 +179,21 @@ class Emulator:
             u_last.append(u)
             overflow.append(events)
             x = spikes
-        return RunResult(traces=traces, v_last=v_last, u_last=u_last, overflow=overflow)
+        return RunResult(traces=traces, v_last=v_last, u_last=u_last, overflow=overflow, v_captured=captured)
+
+    def infer(self, payload: np.ndarray, timesteps: int) -> tuple[np.ndarray, list[np.ndarray], list[int]]:
+        """Independent inferences, as a netx network with reset_interval=T runs them back to back.
+
+        payload: (B, *input_shape) integers, presented on steps 0..T-1. Returns the readout voltage
+        after step T-1 (B, A), each layer's spikes over its pipelined window t = i+1 .. T+i
+        (B, N_i, T; see hw_sim.counters) and the overflow events per layer.
+        """
+        b = payload.shape[0]
+        n_steps = timesteps + len(self.layers)
+        x = np.zeros((b, int(np.prod(payload.shape[1:])), n_steps), dtype=np.int64)
+        x[..., :timesteps] = payload.reshape(b, -1, 1)
+        # The per-layer resets matter even from zero state: a layer's bias integrates until its reset.
+        offset = int(self.net.meta.get("reset_offset", 1))
+        res = self.run(x, reset_interval=timesteps, reset_offset=offset, capture_at=timesteps - 1)
+        windows = [tr.spikes[..., i + 1 : timesteps + i + 1] for i, tr in enumerate(res.traces)]
+        return res.v_captured[-1], windows, res.overflow

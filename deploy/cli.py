@@ -1,0 +1,95 @@
+"""dsqn-deploy console script: run an exported policy closed-loop and report its energy per inference."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from dsqn import __version__
+from dsqn.errors import UserError, cli_entry
+
+REPORT_FORMAT = "dsqn-report"
+REPORT_VERSION = 1
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(data, indent=2))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@cli_entry("dsqn-deploy")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dsqn-deploy", description="Run an exported spiking Q-network closed-loop and count its activity.")
+    parser.add_argument("model", help="model.net written by dsqn-export")
+    parser.add_argument("--backend", choices=("sim", "emu", "loihi2"), default="sim",
+                        help="sim: Lava CPU simulator (fixed_pt); emu: bit-exact hw_sim emulator; loihi2: Loihi 2 via lava-loihi")
+    parser.add_argument("--episodes", type=int, default=3, help="episodes to run (default: 3)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first episode (default: 0)")
+    parser.add_argument("--max-steps", type=int, default=0, help="cap on steps per episode, 0 = none (the Lava simulator is slow)")
+    parser.add_argument("--env", default="", help="environment id (default: the one stored in the file)")
+    parser.add_argument("--profile", default="loihi1-davies2018", help="energy profile name or JSON file (default: loihi1-davies2018)")
+    parser.add_argument("--report", default="", help="report JSON path (default: <model>.<backend>.report.json)")
+    args = parser.parse_args(argv)
+    if args.episodes <= 0:
+        raise UserError(f"--episodes must be positive, got {args.episodes}")
+
+    from dsqn.hw_sim.counters import ann_macs
+    from dsqn.hw_sim.energy import energy_report, format_energy, load_profile
+    from dsqn.netfile import read_netfile
+
+    from .closed_loop import make_policy, run_episodes
+
+    path = Path(args.model)
+    net = read_netfile(path)
+    meta = net.meta
+    for key in ("env_id", "timesteps", "encoder", "readout", "n_actions", "input_shape", "reset_interval", "reset_offset"):
+        if key not in meta:
+            raise UserError(f"{path}: metadata is missing '{key}'")
+    if net.layers[-1].n_neurons != int(meta["n_actions"]):
+        raise UserError(f"{path}: last layer has {net.layers[-1].n_neurons} neurons but metadata says {meta['n_actions']} actions")
+    profile = load_profile(args.profile)
+    env_id = args.env or meta["env_id"]
+    report_path = Path(args.report) if args.report else path.with_name(f"{path.stem}.{args.backend}.report.json")
+
+    policy = make_policy(net, args.backend)
+    try:
+        log = run_episodes(policy, env_id, args.episodes, args.seed, args.max_steps)
+    finally:
+        policy.close()
+    names = [f"L{i}-{layer.kind}" for i, layer in enumerate(net.layers)]
+    names[-1] = f"L{len(names) - 1}-readout"
+    energy = energy_report(policy.counter.totals, profile, ann_macs(net.layers), names)
+    steps = int(sum(log.lengths))
+    report = {
+        "format": REPORT_FORMAT, "format_version": REPORT_VERSION, "toolchain_version": __version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "model": {"path": str(path), "sha256": _sha256(path), "source_checkpoint_sha256": meta.get("source_checkpoint_sha256")},
+        "backend": args.backend, "env_id": env_id, "timesteps": meta["timesteps"],
+        "episodes": {"returns": log.returns, "lengths": log.lengths, "mean_return": float(np.mean(log.returns)),
+                     "std_return": float(np.std(log.returns)), "seed": args.seed, "max_steps": args.max_steps},
+        "timing": {"seconds": log.seconds, "env_steps_per_s": steps / max(1e-9, log.seconds)},
+        "overflow_events": getattr(policy, "overflow", None),
+        "energy": energy,
+        "train_final_eval": meta.get("train_final_eval", {}),
+    }
+    write_json_atomic(report_path, report)
+    print(f"{env_id} on backend {args.backend}: returns {[round(r, 1) for r in log.returns]} "
+          f"(mean {report['episodes']['mean_return']:.1f}; {steps} steps, {report['timing']['env_steps_per_s']:.1f} steps/s)")
+    print(format_energy(energy))
+    print(f"wrote {report_path}")
+    return 0

@@ -1,0 +1,127 @@
+"""Closed-loop deployment: env -> encoder -> network (Lava or emulator) -> readout -> greedy action."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dsqn.encoding import Encoder
+from dsqn.envs import check_spaces, make_env
+from dsqn.errors import UserError
+from dsqn.hw_sim.counters import Counter, WindowStitcher
+from dsqn.netfile import NetFile
+
+
+class Policy:
+    """Greedy policy computed by a deployed network; counts activity of every inference."""
+
+    def __init__(self, net: NetFile) -> None:
+        self.net = net
+        self.meta = net.meta
+        self.T = int(self.meta["timesteps"])
+        self.q_scale = float(self.meta["readout"]["q_scale"])
+        self.counter = Counter(net.layers, self.T)
+        self.overflow = 0
+
+    def q_values(self, readout_v: np.ndarray) -> np.ndarray:
+        return self.q_scale * readout_v.astype(np.float64) / (self.T * 4096)
+
+    def act(self, payload: np.ndarray) -> tuple[int, np.ndarray]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class EmuPolicy(Policy):
+    def __init__(self, net: NetFile) -> None:
+        super().__init__(net)
+        from dsqn.hw_sim.emulator import Emulator
+
+        self.emu = Emulator(net, int(self.meta["input_message_bits"]))
+
+    def act(self, payload: np.ndarray) -> tuple[int, np.ndarray]:
+        v, windows, overflow = self.emu.infer(payload[None], self.T)
+        self.counter.add(payload, [w[0] for w in windows])
+        self.overflow += sum(overflow)
+        return int(np.argmax(v[0])), self.q_values(v[0])
+
+
+class LavaPolicy(Policy):
+    def __init__(self, net: NetFile, backend: str) -> None:
+        super().__init__(net)
+        from .lava_backend import LavaNetwork
+
+        self.lava = LavaNetwork(net.path, self.meta, backend=backend)
+        self.stitch = WindowStitcher(len(net.layers))
+        self.in_shape = tuple(int(s) for s in self.meta["input_shape"])
+
+    def act(self, payload: np.ndarray) -> tuple[int, np.ndarray]:
+        inf = self.lava.infer(payload)
+        done = self.stitch.push(payload, inf.spikes)
+        if done is not None:
+            self.counter.add(*done)
+        return int(np.argmax(inf.readout_v)), self.q_values(inf.readout_v)
+
+    def flush(self) -> None:
+        """Run one more window with zero input so the last inference's pipelined tail is counted."""
+        if self.stitch.prev is not None:
+            inf = self.lava.infer(np.zeros(self.in_shape, dtype=np.int64))
+            done = self.stitch.push(np.zeros(self.in_shape), inf.spikes)
+            if done is not None:
+                self.counter.add(*done)
+            self.stitch.prev = None
+
+    def close(self) -> None:
+        self.lava.close()
+
+
+def make_policy(net: NetFile, backend: str) -> Policy:
+    if backend == "emu":
+        return EmuPolicy(net)
+    if backend in ("sim", "loihi2"):
+        return LavaPolicy(net, backend)
+    raise UserError(f"unknown backend {backend!r} (sim, emu, loihi2)")
+
+
+@dataclass
+class EpisodeLog:
+    returns: list[float] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+    actions: list[list[int]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def run_episodes(policy: Policy, env_id: str, episodes: int, seed: int, max_steps: int = 0, record_actions: bool = False,
+                 on_step=None) -> EpisodeLog:  # type: ignore[no-untyped-def]
+    encoder = Encoder.from_dict(policy.meta["encoder"])
+    env = make_env(env_id)
+    log = EpisodeLog()
+    t0 = time.time()
+    try:
+        check_spaces(env, encoder.obs_dim, int(policy.meta["n_actions"]), env_id)
+        for ep in range(episodes):
+            obs, _ = env.reset(seed=seed + ep)
+            total, n, done, acts = 0.0, 0, False, []
+            while not done:
+                payload = encoder.encode(obs)
+                action, q = policy.act(payload)
+                if on_step is not None:
+                    on_step(obs, payload, action, q)
+                acts.append(action)
+                obs, r, term, trunc, _ = env.step(action)
+                total += float(r)
+                n += 1
+                done = term or trunc or (max_steps > 0 and n >= max_steps)
+            log.returns.append(total)
+            log.lengths.append(n)
+            if record_actions:
+                log.actions.append(acts)
+        if isinstance(policy, LavaPolicy):
+            policy.flush()
+    finally:
+        env.close()
+    log.seconds = time.time() - t0
+    return log
