@@ -190,15 +190,18 @@ def train(cfg: TrainConfig) -> Path:
                 payload, ep_return = encoder.encode(obs), 0.0
             if step >= cfg.learning_starts and step % cfg.train_freq == 0:
                 o, a, r, o2, d = rb.sample(cfg.batch_size)
+                n = o.shape[0]
+                # One pass of the online network over (o, o2): slayer's per-step loop costs the same for 2n.
+                q_both, spikes, _ = model(torch.cat([o, o2]) if cfg.double_dqn else o, return_spikes=True)
+                q = q_both[:n]
                 with torch.no_grad():
                     q_next_target = target(o2)
                     if cfg.double_dqn:
-                        a2 = model(o2).argmax(dim=1, keepdim=True)
+                        a2 = q_both[n:].detach().argmax(dim=1, keepdim=True)
                         q_next = q_next_target.gather(1, a2).squeeze(1)
                     else:
                         q_next = q_next_target.max(dim=1).values
                     y = r + cfg.gamma * (1.0 - d) * q_next
-                q, spikes, _ = model(o, return_spikes=True)
                 q_a = q.gather(1, a[:, None]).squeeze(1)
                 loss = F.smooth_l1_loss(q_a, y)
                 optimizer.zero_grad()
@@ -234,7 +237,6 @@ def train(cfg: TrainConfig) -> Path:
         final = {"episodes": len(rets), "mean": float(np.mean(rets)), "std": float(np.std(rets)), "returns": rets,
                  "seconds": time.time() - t_start}
         log.writerow([step, "final_eval_return", final["mean"], f"std={final['std']:.1f}"])
-        model.load_state_dict(start_state["last_model"] if False else model.state_dict())
         save(final)
         print(f"final greedy evaluation over {len(rets)} episodes: mean {final['mean']:.1f} +- {final['std']:.1f}")
         print(f"wrote {ckpt_path} (sha256 {file_sha256(ckpt_path)[:12]})")

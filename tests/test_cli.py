@@ -1,0 +1,194 @@
+"""The console scripts end to end on a tiny budget, and their answers to bad input."""
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def run(cmd: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / cmd[0]), *cmd[1:]], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=ENV)
+
+
+def lava_children_left(pgid: int) -> list[str]:
+    """Live processes of a process group (zombies, already dead and waiting to be reaped by init, are not counted)."""
+    out = subprocess.run(["ps", "-eo", "pid=,pgid=,stat=,args="], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if line.split()[1] == str(pgid) and not line.split()[2].startswith("Z")]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("run")
+    r = run(["dsqn-train", "--env-id", "CartPole-v1", "--total-steps", "400", "--learning-starts", "100",
+             "--eval-every", "200", "--eval-episodes", "2", "--final-eval-episodes", "2", "--hidden", "16", "16",
+             "--out", str(d), "--no-progress"], d)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (d / "model.pt").is_file()
+    assert (d / "metrics.csv").read_text().count("eval_return") >= 2
+    assert list((d / "tb").iterdir()), "tensorboard events written"
+    return d / "model.pt"
+
+
+@pytest.fixture(scope="module")
+def exported(trained: Path) -> Path:
+    r = run(["dsqn-export", str(trained)], trained.parent)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "vThMant" in r.stdout and "readout" in r.stdout
+    out = trained.with_suffix(".net")
+    with h5py.File(out) as f:
+        meta = json.loads(f.attrs["dsqn_meta"])
+    assert meta["env_id"] == "CartPole-v1" and meta["n_actions"] == 2
+    assert len(meta["source_checkpoint_sha256"]) == 64
+    return out
+
+
+@pytest.mark.lava
+def test_train_export_deploy_sim_and_emu_agree(exported: Path):
+    reports = {}
+    for backend in ("sim", "emu"):
+        rep = exported.with_name(f"{backend}.json")
+        r = run(["dsqn-deploy", str(exported), "--backend", backend, "--episodes", "2", "--max-steps", "40",
+                 "--report", str(rep)], exported.parent)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert "energy per inference" in r.stdout
+        reports[backend] = json.loads(rep.read_text())
+    sim, emu = reports["sim"], reports["emu"]
+    assert sim["format"] == "dsqn-report" and sim["format_version"] == 1
+    assert sim["episodes"]["returns"] == emu["episodes"]["returns"]
+    # the counters of the Lava run and of the emulator agree exactly, layer by layer
+    for a, b in zip(sim["energy"]["layers"], emu["energy"]["layers"]):
+        for key in ("in_events", "synops", "neuron_updates", "spikes"):
+            assert a[key] == b[key], (key, a, b)
+    assert sim["energy"]["snn_energy_per_inference_pj"] > 0
+    assert sim["energy"]["ann"]["macs_per_inference"] == 8 * 16 + 16 * 16 + 16 * 2
+
+
+def test_resume_continues_a_run(trained: Path, tmp_path: Path):
+    r = run(["dsqn-train", "--resume", str(trained), "--total-steps", "500", "--no-progress"], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    ckpt = torch.load(trained, weights_only=True)
+    assert ckpt["step"] == 500
+
+
+def _one_line_error(r: subprocess.CompletedProcess, *needles: str) -> None:
+    assert r.returncode == 2, (r.returncode, r.stdout[-500:], r.stderr[-2000:])
+    lines = [line for line in r.stderr.splitlines() if line.strip() and "CUDA" not in line]
+    assert len(lines) == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_export_bad_checkpoints(tmp_path: Path, trained: Path):
+    missing = tmp_path / "nope.pt"
+    _one_line_error(run(["dsqn-export", str(missing)], tmp_path), "no such file")
+    truncated = tmp_path / "trunc.pt"
+    truncated.write_bytes(trained.read_bytes()[:5000])
+    _one_line_error(run(["dsqn-export", str(truncated)], tmp_path), "not a readable")
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, other)
+    _one_line_error(run(["dsqn-export", str(other)], tmp_path), "not a dsqn-train checkpoint")
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch pwned",))
+
+    evil = tmp_path / "evil.pt"
+    with open(evil, "wb") as f:
+        pickle.dump({"format": "dsqn-checkpoint", "x": Evil()}, f)
+    _one_line_error(run(["dsqn-export", str(evil)], tmp_path), "refused")
+    assert not (tmp_path / "pwned").exists()
+    # a checkpoint whose weights belong to another architecture
+    ckpt = torch.load(trained, weights_only=True)
+    spec = json.loads(ckpt["spec_json"])
+    spec["layers"] = [{"type": "dense", "out": 32}]
+    ckpt["spec_json"] = json.dumps(spec)
+    arch = tmp_path / "arch.pt"
+    torch.save(ckpt, arch)
+    _one_line_error(run(["dsqn-export", str(arch)], tmp_path), "do not match")
+    assert not list(tmp_path.glob("*.net")), "no partial output"
+
+
+def _copy_with(src: Path, dst: Path, edit) -> Path:  # type: ignore[no-untyped-def]
+    dst.write_bytes(src.read_bytes())
+    with h5py.File(dst, "r+") as f:
+        edit(f)
+    return dst
+
+
+def test_deploy_bad_files(tmp_path: Path, exported: Path):
+    _one_line_error(run(["dsqn-deploy", str(tmp_path / "x.net"), "--backend", "emu"], tmp_path), "no such file")
+    junk = tmp_path / "junk.net"
+    junk.write_text("not hdf5")
+    _one_line_error(run(["dsqn-deploy", str(junk), "--backend", "emu"], tmp_path), "not a readable HDF5")
+    no_layer = _copy_with(exported, tmp_path / "nolayer.net", lambda f: f["layer"].__delitem__("2"))
+    _one_line_error(run(["dsqn-deploy", str(no_layer), "--backend", "emu"], tmp_path), "layer")
+    no_key = _copy_with(exported, tmp_path / "nokey.net", lambda f: f["layer/1/neuron"].__delitem__("vThMant"))
+    _one_line_error(run(["dsqn-deploy", str(no_key), "--backend", "sim"], tmp_path), "layer 1", "vThMant")
+
+    def nan_weight(f):  # type: ignore[no-untyped-def]
+        w = f["layer/2/weight"][()].astype(np.float64)
+        w[0, 0] = np.nan
+        del f["layer/2/weight"]
+        f["layer/2/weight"] = w
+
+    nan = _copy_with(exported, tmp_path / "nan.net", nan_weight)
+    _one_line_error(run(["dsqn-deploy", str(nan), "--backend", "emu"], tmp_path), "layer 2", "weight", "NaN")
+
+    def big_weight(f):  # type: ignore[no-untyped-def]
+        w = f["layer/1/weight"][()]
+        w[0, 0] = 1000
+        del f["layer/1/weight"]
+        f["layer/1/weight"] = w
+
+    big = _copy_with(exported, tmp_path / "big.net", big_weight)
+    _one_line_error(run(["dsqn-deploy", str(big), "--backend", "emu"], tmp_path), "layer 1", "8-bit")
+
+    def bad_decay(f):  # type: ignore[no-untyped-def]
+        del f["layer/1/neuron/vDecay"]
+        f["layer/1/neuron/vDecay"] = 5000
+
+    decay = _copy_with(exported, tmp_path / "decay.net", bad_decay)
+    _one_line_error(run(["dsqn-deploy", str(decay), "--backend", "emu"], tmp_path), "layer 1", "vDecay")
+
+    def bad_type(f):  # type: ignore[no-untyped-def]
+        del f["layer/1/type"]
+        f["layer/1"].create_dataset("type", (1,), "S10", [b"pool"])
+
+    pool = _copy_with(exported, tmp_path / "pool.net", bad_type)
+    _one_line_error(run(["dsqn-deploy", str(pool), "--backend", "emu"], tmp_path), "layer 1", "pool")
+    # an environment whose spaces do not match the file
+    _one_line_error(run(["dsqn-deploy", str(exported), "--backend", "sim", "--env", "Acrobot-v1"], tmp_path), "Acrobot-v1")
+    _one_line_error(run(["dsqn-deploy", str(exported), "--backend", "loihi2"], tmp_path), "lava-loihi")
+    assert not list(tmp_path.glob("*.json")), "no report for a failed run"
+
+
+@pytest.mark.lava
+def test_ctrl_c_stops_lava_cleanly(tmp_path: Path, exported: Path):
+    proc = subprocess.Popen([str(BIN / "dsqn-deploy"), str(exported), "--backend", "sim", "--episodes", "500",
+                             "--report", str(tmp_path / "r.json")], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, env=ENV)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(lava_children_left(proc.pid)) < 3:
+        time.sleep(0.5)  # wait until Lava has started its processes
+    time.sleep(2)
+    assert proc.poll() is None
+    os.kill(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    time.sleep(1)
+    assert lava_children_left(proc.pid) == [], "Lava processes left behind"
+    assert not (tmp_path / "r.json").exists()
