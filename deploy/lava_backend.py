@@ -52,9 +52,9 @@ def _int_injector_model():  # type: ignore[no-untyped-def]
 
 def loihi2_available() -> bool:
     try:
+        import lava.magma.compiler.subcompilers.nc.ncproc_compiler  # noqa: F401  (part of lava-loihi)
         import lava.utils.loihi2_profiler_api  # noqa: F401
         from lava.magma.core.run_configs import Loihi2HwCfg  # noqa: F401
-        import lava.magma.compiler.subcompilers.nc.ncproc_compiler  # noqa: F401  (part of lava-loihi)
     except ImportError:
         return False
     return True

@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from dsqn.errors import UserError
-from dsqn.fixed_point import DECAY_SCALE, VTH_MANT_MAX, WEIGHT_INT_MAX, WEIGHT_INT_MIN, READOUT_VTH_MANT
+from dsqn.fixed_point import DECAY_SCALE, READOUT_VTH_MANT, VTH_MANT_MAX, WEIGHT_INT_MAX, WEIGHT_INT_MIN
 
 FORMAT_NAME = "dsqn-netx"
 FORMAT_VERSION = 1

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dsqn.fixed_point import ACT_SHIFT, BIAS_EXP, DECAY_SHIFT, DECAY_SCALE, UV_MAX, VTH_SHIFT
+from dsqn.fixed_point import ACT_SHIFT, BIAS_EXP, DECAY_SCALE, DECAY_SHIFT, UV_MAX, VTH_SHIFT
 from dsqn.netfile import Layer, NetFile
 
 
@@ -49,14 +49,12 @@ def conv_fanout(layer: Layer) -> np.ndarray:
     """Number of synapses leaving each input neuron of a conv layer, exact at borders and strides."""
     c, h, w = layer.in_shape
     out_c, _, kh, kw = layer.weight.shape
-    ones = np.ones((1, 1, h, w))
     count = np.zeros((h + 2 * layer.padding[0], w + 2 * layer.padding[1]))
     oh, ow = layer.out_shape[1], layer.out_shape[2]
     for i in range(kh):
         for j in range(kw):
             count[i : i + oh * layer.stride[0] : layer.stride[0], j : j + ow * layer.stride[1] : layer.stride[1]] += 1
     count = count[layer.padding[0] : layer.padding[0] + h, layer.padding[1] : layer.padding[1] + w]
-    del ones
     return np.broadcast_to(count * out_c, (c, h, w)).reshape(-1)
 
 
@@ -96,6 +94,20 @@ class Emulator:
             np.full(int(np.prod(layer.in_shape)), layer.n_neurons) if layer.kind == "dense" else conv_fanout(layer)
             for layer in self.layers
         ]
+
+    @staticmethod
+    def _bias(layer: Layer) -> np.ndarray | int:
+        """Per-neuron bias in state units (bias_mant << 6); netx accepts one value, per channel or per neuron."""
+        if layer.bias is None:
+            return 0
+        b = layer.bias.astype(np.int64)
+        if b.size == layer.n_neurons:
+            full = b
+        elif b.size == layer.out_shape[0]:
+            full = np.repeat(b, layer.n_neurons // layer.out_shape[0])
+        else:
+            full = np.full(layer.n_neurons, b.reshape(-1)[0])
+        return full << BIAS_EXP
 
     def synaptic_input(self, i: int, x: np.ndarray) -> np.ndarray:
         """x: (B, n_in, S) events or payloads of layer i's source -> (B, n_out, S) exact integer sums."""
@@ -138,10 +150,7 @@ class Emulator:
             a_in <<= ACT_SHIFT
             keep_u = DECAY_SCALE - layer.i_decay
             keep_v = DECAY_SCALE - layer.v_decay
-            bias = 0 if layer.bias is None else np.broadcast_to(
-                layer.bias.reshape(-1, *([1] * (len(layer.out_shape) - 1))) if layer.bias.size == layer.out_shape[0] and len(layer.out_shape) > 1 else layer.bias.reshape(-1),
-                layer.out_shape,
-            ).reshape(-1).astype(np.int64) << BIAS_EXP
+            bias = self._bias(layer)
             vth = np.int64(layer.vth_mant) << VTH_SHIFT
             n = layer.n_neurons
             u = np.zeros((b, n), dtype=np.int64)

@@ -17,7 +17,7 @@ from dsqn.encoding import Encoder
 from dsqn.envs import check_spaces, make_env, obs_scale_for
 from dsqn.errors import UserError
 
-from .checkpoint import file_sha256, load_checkpoint, model_from_checkpoint, save_checkpoint
+from .checkpoint import file_sha256, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .model import NetSpec, SpikingQNet
 

@@ -20,7 +20,7 @@ starts integrating its bias at t = L, which is where the training model adds it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch

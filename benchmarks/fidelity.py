@@ -1,0 +1,55 @@
+"""Fidelity of deployment: does the exported fixed-point network pick the trained model's action?
+
+Runs greedy evaluation episodes with the deployed network driving the environment and, at every
+step, also asks the trained lava-dl model (from model.pt) for its action on the same observation.
+Prints the agreement per backend. Lava's simulator is slow, so it gets --sim-steps steps.
+
+    .venv/bin/python benchmarks/fidelity.py RUN/model.pt RUN/model.net [--episodes 20] [--sim-steps 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+
+import numpy as np
+import torch
+
+with contextlib.redirect_stdout(io.StringIO()):
+    from dsqn.deploy.closed_loop import make_policy, run_episodes
+    from dsqn.netfile import read_netfile
+    from dsqn.train.checkpoint import load_checkpoint, model_from_checkpoint
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("checkpoint")
+    p.add_argument("net")
+    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--sim-steps", type=int, default=300, help="env steps run on the Lava simulator")
+    p.add_argument("--seed", type=int, default=20_000_000)
+    args = p.parse_args()
+    model, spec, encoder, _ = model_from_checkpoint(load_checkpoint(args.checkpoint), args.checkpoint)
+    net = read_netfile(args.net)
+    for backend, episodes, max_steps in (("emu", args.episodes, 0), ("sim", 1, args.sim_steps)):
+        agree, total = 0, 0
+
+        def check(obs, payload, action, q):  # type: ignore[no-untyped-def]
+            nonlocal agree, total
+            with torch.no_grad():
+                q_model = model(torch.from_numpy(payload.astype(np.float32))[None])[0].numpy()
+            agree += int(int(np.argmax(q_model)) == action)
+            total += 1
+
+        policy = make_policy(net, backend)
+        try:
+            log = run_episodes(policy, net.meta["env_id"], episodes, args.seed, max_steps, on_step=check)
+        finally:
+            policy.close()
+        print(f"{backend}: {episodes} episode(s), {total} steps, same action as the trained model on "
+              f"{agree}/{total} = {100.0 * agree / max(1, total):.2f}% of steps; returns mean {np.mean(log.returns):.1f}")
+
+
+if __name__ == "__main__":
+    main()

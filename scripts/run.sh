@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Set up the environment if it is missing, then run the demo or the tests.
+#   bash scripts/run.sh demo   train a CartPole DSQN (small budget), export it, deploy it on the Lava simulator
+#   bash scripts/run.sh test   run the test suite
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+VENV="$ROOT/.venv"
+
+find_python310() {
+    for cand in python3.10 /root/.pyenv/versions/3.10*/bin/python3.10 /usr/local/bin/python3.10 /usr/bin/python3.10; do
+        if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then
+            command -v "$cand"; return 0
+        fi
+    done
+    if command -v pyenv >/dev/null 2>&1; then
+        pyenv install -s 3.10 >&2 && for p in "$(pyenv root)"/versions/3.10*/bin/python3.10; do echo "$p"; return 0; done
+    fi
+    echo "error: Python 3.10 is required (lava-nc 0.10 and lava-dl 0.6 support only 3.10); install python3.10" >&2
+    return 1
+}
+
+ensure_env() {
+    local stamp="$VENV/.dsqn-installed"
+    local want
+    want=$(sha256sum pyproject.toml | cut -c1-16)
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$VENV/bin/python" -c 'import dsqn, lava.lib.dl.netx' 2>/dev/null; then
+        return 0
+    fi
+    local py
+    py=$(find_python310)
+    echo "setting up $VENV with $py (lava-dl pins torch 2.3: several GB of CUDA wheels, a few minutes)" >&2
+    [ -x "$VENV/bin/python" ] || "$py" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q -e ".[dev]"
+    echo "$want" > "$stamp"
+}
+
+cmd=${1:-}
+shift || true
+case "$cmd" in
+    demo)
+        ensure_env
+        OUT=${DEMO_DIR:-demo}
+        mkdir -p "$OUT"
+        export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+        "$VENV/bin/dsqn-train" --env-id CartPole-v1 --total-steps "${DEMO_STEPS:-15000}" --out "$OUT" "$@"
+        "$VENV/bin/dsqn-export" "$OUT/model.pt"
+        "$VENV/bin/dsqn-deploy" "$OUT/model.net" --backend sim --episodes 2 --max-steps 200 --report "$OUT/report.sim.json"
+        ;;
+    test)
+        ensure_env
+        export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+        "$VENV/bin/ruff" check dsqn train export deploy hw_sim tests benchmarks
+        "$VENV/bin/python" -m pytest "$@"
+        ;;
+    *)
+        echo "usage: bash scripts/run.sh demo|test [extra args]" >&2
+        exit 2
+        ;;
+esac
