@@ -20,29 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
-from dsqn.fixed_point import ACT_SHIFT, BIAS_EXP, DECAY_SCALE, DECAY_SHIFT, UV_MAX, VTH_SHIFT
+from dsqn.fixed_point import ACT_SHIFT, BIAS_EXP, DECAY_SCALE, UV_MAX, VTH_SHIFT
 from dsqn.netfile import Layer, NetFile
-
-
-def _decay(x: np.ndarray, keep: int) -> np.ndarray:
-    """sign(x) * (|x * keep| >> 12): Lava's decay, rounding toward zero."""
-    prod = x * keep
-    return np.sign(prod) * (np.abs(prod) >> DECAY_SHIFT)
-
-
-def _im2col(x: np.ndarray, kh: int, kw: int, stride: tuple[int, int], padding: tuple[int, int]) -> np.ndarray:
-    """x: (N, C, H, W) -> (N, OH, OW, C*kh*kw) patches (a view where possible)."""
-    if padding != (0, 0):
-        x = np.pad(x, ((0, 0), (0, 0), (padding[0], padding[0]), (padding[1], padding[1])))
-    n, c, h, w = x.shape
-    oh = (h - kh) // stride[0] + 1
-    ow = (w - kw) // stride[1] + 1
-    s = x.strides
-    patches = np.lib.stride_tricks.as_strided(
-        x, shape=(n, oh, ow, c, kh, kw), strides=(s[0], s[2] * stride[0], s[3] * stride[1], s[1], s[2], s[3])
-    )
-    return patches.reshape(n, oh, ow, c * kh * kw)
 
 
 def conv_fanout(layer: Layer) -> np.ndarray:
@@ -83,13 +65,8 @@ class Emulator:
         self.net = net
         self.layers = net.layers
         self.input_message_bits = input_message_bits
-        self._w = []
-        for layer in self.layers:
-            if layer.kind == "dense":
-                self._w.append(layer.weight.astype(np.float64))
-            else:
-                out_c = layer.weight.shape[0]
-                self._w.append(layer.weight.reshape(out_c, -1).astype(np.float64))
+        self._w = [torch.from_numpy(layer.weight.astype(np.float64)) for layer in self.layers]
+        self._w32 = [w.to(torch.float32) for w in self._w]
         self.fanout = [
             np.full(int(np.prod(layer.in_shape)), layer.n_neurons) if layer.kind == "dense" else conv_fanout(layer)
             for layer in self.layers
@@ -109,22 +86,22 @@ class Emulator:
             full = np.full(layer.n_neurons, b.reshape(-1)[0])
         return full << BIAS_EXP
 
-    def synaptic_input(self, i: int, x: np.ndarray) -> np.ndarray:
-        """x: (B, n_in, S) events or payloads of layer i's source -> (B, n_out, S) exact integer sums."""
+    def synaptic_input(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        """x: (S, B, n_in) events or payloads of layer i's source -> (S, B, n_out) exact integer sums.
+
+        Binary spikes times 8-bit weights sum exactly in float32 while fan-in * 256 < 2**24 (BLAS and
+        oneDNN convolutions are then exact); graded payloads use float64 (exact to 2**53)."""
         layer = self.layers[i]
-        b, _, s = x.shape
-        xf = x.astype(np.float64)
+        s, b, _ = x.shape
+        fan_in = int(np.prod(self._w[i].shape[1:]))
+        binary = x.dtype == torch.bool
+        w = self._w32[i] if (binary and fan_in * 256 < (1 << 24)) else self._w[i]
+        xf = x.to(w.dtype)
         if layer.kind == "dense":
-            out = np.einsum("oi,bis->bos", self._w[i], xf, optimize=True)
+            out = xf.reshape(s * b, -1) @ w.T
         else:
-            c, h, w = layer.in_shape
-            img = xf.reshape(b, c, h, w, s).transpose(0, 4, 1, 2, 3).reshape(b * s, c, h, w)
-            kh, kw = layer.weight.shape[2:]
-            cols = _im2col(np.ascontiguousarray(img), kh, kw, layer.stride, layer.padding)
-            res = cols @ self._w[i].T  # (B*S, OH, OW, OC)
-            oc, oh, ow = layer.out_shape
-            out = res.reshape(b, s, oh, ow, oc).transpose(0, 4, 2, 3, 1).reshape(b, oc * oh * ow, s)
-        return np.rint(out).astype(np.int64)
+            out = F.conv2d(xf.reshape(s * b, *layer.in_shape), w, stride=layer.stride, padding=layer.padding)
+        return out.reshape(s, b, -1)  # float32 values are exact integers here; state math is float64
 
     def run(
         self,
@@ -134,60 +111,81 @@ class Emulator:
         start_step: int = 1,
         record: bool = False,
         capture_at: int | None = None,
+        const_steps: int = 0,
+        n_steps: int | None = None,
     ) -> RunResult:
         """Run from zero state. payload: (B, C_in, S) values sent into the network on Lava steps
         start_step .. start_step+S-1 (Lava counts steps from 1)."""
-        b, _, n_steps = payload.shape
-        x = payload
+        b, _, given_steps = payload.shape
+        n_steps = n_steps or given_steps
+        x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(np.asarray(payload), -1, 0)))  # (S, B, C)
         traces: list[LayerTrace] = []
         v_last, u_last, overflow, captured = [], [], [], []
         steps = np.arange(start_step, start_step + n_steps)
         for i, layer in enumerate(self.layers):
-            a = self.synaptic_input(i, x)
+            if i == 0 and const_steps:
+                # Input constant over the first const_steps steps and zero after: one product, broadcast.
+                a0 = self.synaptic_input(0, x[:1])
+                a = torch.zeros((n_steps, b, a0.shape[-1]), dtype=a0.dtype)
+                a[:const_steps] = a0
+            else:
+                a = self.synaptic_input(i, x)
             # One step of synaptic delay: what arrives on step t was accumulated on step t-1.
-            a_in = np.zeros_like(a)
-            a_in[..., 1:] = a[..., :-1]
-            a_in <<= ACT_SHIFT
-            keep_u = DECAY_SCALE - layer.i_decay
-            keep_v = DECAY_SCALE - layer.v_decay
-            bias = self._bias(layer)
-            vth = np.int64(layer.vth_mant) << VTH_SHIFT
+            a_np = a.numpy()
+            a_in = np.zeros_like(a_np)
+            np.multiply(a_np[:-1], 1 << ACT_SHIFT, out=a_in[1:])
+            # State is held in float64 with integer values: every product below is exact (< 2**53),
+            # and trunc() is Lava's sign(x) * (|x| >> 12).
+            keep_u = (DECAY_SCALE - layer.i_decay) / DECAY_SCALE
+            keep_v = (DECAY_SCALE - layer.v_decay) / DECAY_SCALE
+            bias = np.asarray(self._bias(layer), dtype=np.float64)
+            vth = float(layer.vth_mant << VTH_SHIFT)
             n = layer.n_neurons
-            u = np.zeros((b, n), dtype=np.int64)
-            v = np.zeros((b, n), dtype=np.int64)
-            spikes = np.zeros((b, n, n_steps), dtype=bool)
-            us = np.zeros((b, n, n_steps), dtype=np.int64) if record else None
-            vs = np.zeros((b, n, n_steps), dtype=np.int64) if record else None
+            u = np.zeros((b, n))
+            v = np.zeros((b, n))
+            spikes = np.zeros((n_steps, b, n), dtype=bool)
+            us = np.zeros((n_steps, b, n), dtype=np.int64) if record else None
+            vs = np.zeros((n_steps, b, n), dtype=np.int64) if record else None
             events = 0
             reset_phase = None if reset_interval is None else (reset_offset + 1 + i) % reset_interval
+            # Skip the wrap/saturation checks when a geometric bound shows they cannot trigger.
+            a_max = float(np.abs(a_in).max(initial=0))
+            u_bound = a_max / (1 - keep_u) if keep_u < 1 else a_max * n_steps
+            v_bound = (u_bound + float(np.abs(bias).max(initial=0))) * (1 / (1 - keep_v) if keep_v < 1 else n_steps)
+            check_u, check_v = u_bound >= UV_MAX, v_bound > UV_MAX - 1
             for t in range(n_steps):
                 if reset_phase is not None and steps[t] % reset_interval == reset_phase:
                     u[:] = 0
                     v[:] = 0
-                u = _decay(u, keep_u) + a_in[..., t]
-                over = u > UV_MAX
-                under = u <= -UV_MAX
-                if over.any() or under.any():
+                u *= keep_u
+                np.trunc(u, out=u)
+                u += a_in[t]
+                if check_u and (u.max(initial=0) >= UV_MAX or u.min(initial=0) <= -UV_MAX):  # 24-bit wrap as in Lava
+                    over, under = u > UV_MAX, u <= -UV_MAX
                     events += int(over.sum() + under.sum())
-                    u = np.where(over, u - 2 * UV_MAX, np.where(under, u + 2 * UV_MAX, u))
-                v = _decay(v, keep_v) + u + bias
-                sat = (v > UV_MAX - 1) | (v < -UV_MAX + 1)
-                if sat.any():
-                    events += int(sat.sum())
-                    v = np.clip(v, -UV_MAX + 1, UV_MAX - 1)
-                s = v > vth
-                v = np.where(s, 0, v)
-                spikes[..., t] = s
+                    u[over] -= 2 * UV_MAX
+                    u[under] += 2 * UV_MAX
+                v *= keep_v
+                np.trunc(v, out=v)
+                v += u
+                v += bias
+                if check_v and (v.max(initial=0) > UV_MAX - 1 or v.min(initial=0) < -UV_MAX + 1):
+                    events += int((np.abs(v) > UV_MAX - 1).sum())
+                    np.clip(v, -UV_MAX + 1, UV_MAX - 1, out=v)
+                s = spikes[t]
+                np.greater(v, vth, out=s)
+                v[s] = 0
                 if t == capture_at:
-                    captured.append(v.copy())
+                    captured.append(v.astype(np.int64))
                 if record:
-                    us[..., t] = u
-                    vs[..., t] = v
-            traces.append(LayerTrace(spikes=spikes, u=us, v=vs))
-            v_last.append(v)
-            u_last.append(u)
+                    us[t] = u
+                    vs[t] = v
+            traces.append(LayerTrace(spikes=np.moveaxis(spikes, 0, -1), u=None if us is None else np.moveaxis(us, 0, -1),
+                                     v=None if vs is None else np.moveaxis(vs, 0, -1)))
+            v_last.append(v.astype(np.int64))
+            u_last.append(u.astype(np.int64))
             overflow.append(events)
-            x = spikes
+            x = torch.from_numpy(spikes)
         return RunResult(traces=traces, v_last=v_last, u_last=u_last, overflow=overflow, v_captured=captured)
 
     def infer(self, payload: np.ndarray, timesteps: int) -> tuple[np.ndarray, list[np.ndarray], list[int]]:
@@ -199,10 +197,9 @@ class Emulator:
         """
         b = payload.shape[0]
         n_steps = timesteps + len(self.layers)
-        x = np.zeros((b, int(np.prod(payload.shape[1:])), n_steps), dtype=np.int64)
-        x[..., :timesteps] = payload.reshape(b, -1, 1)
+        x = np.asarray(payload).reshape(b, -1, 1)
         # The per-layer resets matter even from zero state: a layer's bias integrates until its reset.
         offset = int(self.net.meta.get("reset_offset", 1))
-        res = self.run(x, reset_interval=timesteps, reset_offset=offset, capture_at=timesteps - 1)
+        res = self.run(x, reset_interval=timesteps, reset_offset=offset, capture_at=timesteps - 1, const_steps=timesteps, n_steps=n_steps)
         windows = [tr.spikes[..., i + 1 : timesteps + i + 1] for i, tr in enumerate(res.traces)]
         return res.v_captured[-1], windows, res.overflow
