@@ -78,7 +78,7 @@ def _whc_to_chw_flat(arr: np.ndarray) -> np.ndarray:
 class LavaNetwork:
     """A netx network with an Injector in front and Extractors behind every layer."""
 
-    def __init__(self, path: str | Path, meta: dict, backend: str = "sim") -> None:
+    def __init__(self, path: str | Path, meta: dict, backend: str = "sim", input_shape: tuple[int, ...] | None = None) -> None:
         from lava.magma.core.run_configs import Loihi2SimCfg
         from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
         from lava.proc.io.injector import Injector
@@ -86,11 +86,14 @@ class LavaNetwork:
         netx = _quiet_import_netx()
         self.T = int(meta["timesteps"])
         self.input_shape = tuple(int(s) for s in meta["input_shape"])
+        reset = meta.get("reset_interval")
         self.net = netx.hdf5.Network(
             net_config=str(path),
             input_message_bits=int(meta["input_message_bits"]),
-            reset_interval=int(meta["reset_interval"]),
-            reset_offset=int(meta["reset_offset"]),
+            reset_interval=None if reset is None else int(reset),
+            reset_offset=int(meta.get("reset_offset", 0)),
+            # netx wants (x, y, c) for a conv-first file without an input layer
+            input_shape=None if input_shape is None or len(input_shape) != 3 else tuple(int(s) for s in input_shape[::-1]),
         )
         self.injector = Injector(shape=self.net.inp.shape, buffer_size=self.T + 1)
         self.injector.out_port.connect(self.net.inp)

@@ -122,9 +122,13 @@ def _int_array(group: h5py.Group, key: str, where: str) -> np.ndarray:
     return arr.astype(np.int64)
 
 
-def read_netfile(path: str | Path, require_meta: bool = True) -> NetFile:
-    """Read and validate a NetX HDF5 file; every problem is a one-line UserError naming layer and key."""
+def read_netfile(path: str | Path, require_meta: bool = True, input_shape: tuple[int, ...] | None = None) -> NetFile:
+    """Read and validate a NetX HDF5 file; every problem is a one-line UserError naming layer and key.
+
+    Files written by lava-dl directly carry no metadata (``require_meta=False``); a conv-first file
+    without an input layer then needs ``input_shape`` (C, H, W), as netx needs it."""
     path = Path(path)
+    input_shape_arg = input_shape
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     try:
@@ -175,11 +179,15 @@ def read_netfile(path: str | Path, require_meta: bool = True) -> NetFile:
                 flatten_next = True
                 continue
             if shape is None:
-                if "meta" in locals() and meta.get("input_shape"):
+                if meta.get("input_shape"):
                     shape = tuple(int(s) for s in meta["input_shape"])
-                    input_shape = shape
+                elif input_shape_arg is not None:
+                    shape = tuple(int(s) for s in input_shape_arg)
+                elif kind == "dense" and "inFeatures" in g:
+                    shape = (int(_scalar(g, "inFeatures", where)),)
                 else:
-                    raise UserError(f"{where}: input shape unknown (no input layer before it)")
+                    raise UserError(f"{where}: input shape unknown (no input layer before it; pass input_shape)")
+                input_shape = shape
             weight = _int_array(g, "weight", where)
             if weight.min(initial=0) < WEIGHT_INT_MIN or weight.max(initial=0) > WEIGHT_INT_MAX:
                 raise UserError(
