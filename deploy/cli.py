@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env", default="", help="environment id (default: the one stored in the file)")
     parser.add_argument("--profile", default="loihi1-davies2018", help="energy profile name or JSON file (default: loihi1-davies2018)")
     parser.add_argument("--report", default="", help="report JSON path (default: <model>.<backend>.report.json)")
+    parser.add_argument("--html", default="", help="also write the report as a self-contained HTML page with plots")
     args = parser.parse_args(argv)
     if args.episodes <= 0:
         raise UserError(f"--episodes must be positive, got {args.episodes}")
@@ -74,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         policy.close()
     names = [f"L{i}-{layer.kind}" for i, layer in enumerate(net.layers)]
     names[-1] = f"L{len(names) - 1}-readout"
-    energy = energy_report(policy.counter.totals, profile, ann_macs(net.layers), names)
+    counter = policy.counter
+    energy = energy_report(counter.totals, profile, ann_macs(net.layers), names,
+                           [x.tolist() for x in counter.spikes_per_step], [layer.n_neurons for layer in net.layers])
     steps = int(sum(log.lengths))
     report = {
         "format": REPORT_FORMAT, "format_version": REPORT_VERSION, "toolchain_version": __version__,
@@ -87,8 +90,14 @@ def main(argv: list[str] | None = None) -> int:
         "overflow_events": getattr(policy, "overflow", None),
         "energy": energy,
         "train_final_eval": meta.get("train_final_eval", {}),
+        "raster": {"inference": 0, "max_neurons": counter.RASTER_NEURONS, "layers": counter.raster or []},
     }
     write_json_atomic(report_path, report)
+    if args.html:
+        from dsqn.hw_sim.report_html import write_html
+
+        write_html(report, Path(args.html))
+        print(f"wrote {args.html}")
     print(f"{env_id} on backend {args.backend}: returns {[round(r, 1) for r in log.returns]} "
           f"(mean {report['episodes']['mean_return']:.1f}; {steps} steps, {report['timing']['env_steps_per_s']:.1f} steps/s)")
     print(format_energy(energy))

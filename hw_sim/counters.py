@@ -71,17 +71,26 @@ class Counter:
         self.T = timesteps
         self.fanout = fanouts(layers)
         self.totals = Totals(len(layers))
+        # Spikes per layer and timestep of the inference window, summed over inferences.
+        self.spikes_per_step = [np.zeros(timesteps, dtype=np.int64) for _ in layers]
+        self.raster: list[list[list[int]]] | None = None  # first inference: per layer [neuron, t] pairs
+
+    RASTER_NEURONS = 64
 
     def add(self, payload: np.ndarray, spikes: list[np.ndarray]) -> None:
         """payload: (C_in,) graded input of the inference; spikes[i]: (N_i, T) bool of layer i's window."""
         tot = self.totals
         tot.inferences += 1
+        if self.raster is None:
+            self.raster = [np.argwhere(s.reshape(s.shape[0], -1)[: self.RASTER_NEURONS]).tolist() for s in spikes]
         src_counts = (np.asarray(payload).reshape(-1) != 0).astype(np.int64) * self.T
         for i, s in enumerate(spikes):
             tot.in_events[i] += int(src_counts.sum())
             tot.synops[i] += int(src_counts @ self.fanout[i])
             tot.updates[i] += self.layers[i].n_neurons * self.T
-            per_neuron = s.reshape(s.shape[0], -1).sum(axis=-1).astype(np.int64)
+            s2 = s.reshape(s.shape[0], -1)
+            self.spikes_per_step[i] += s2.sum(axis=0).astype(np.int64)
+            per_neuron = s2.sum(axis=-1).astype(np.int64)
             tot.spikes[i] += int(per_neuron.sum())
             src_counts = per_neuron
 

@@ -56,7 +56,8 @@ def load_profile(name_or_path: str) -> Profile:
         raise UserError(f"{path}: not a valid energy profile ({exc})") from None
 
 
-def energy_report(totals: Totals, profile: Profile, ann_macs: list[int], layer_names: list[str]) -> dict:
+def energy_report(totals: Totals, profile: Profile, ann_macs: list[int], layer_names: list[str],
+                  spikes_per_step: list | None = None, n_neurons: list[int] | None = None) -> dict:
     """Per-layer and total energy per inference (pJ), beside an ANN of the same shape."""
     per = totals.per_inference()
     layers = []
@@ -73,6 +74,8 @@ def energy_report(totals: Totals, profile: Profile, ann_macs: list[int], layer_n
             "neuron_updates": per["updates"][i], "spikes": spikes,
             "energy_pj": {"synops": syn, "neuron_updates": upd, "spikes": spk, "total": e},
             "ann_macs": ann_macs[i],
+            "n_neurons": None if n_neurons is None else n_neurons[i],
+            "spikes_per_step": None if spikes_per_step is None else [x / max(1, totals.inferences) for x in spikes_per_step[i]],
         })
     macs = sum(ann_macs)
     return {

@@ -36,6 +36,18 @@ ensure_env() {
     echo "$want" > "$stamp"
 }
 
+ensure_chromium() {
+    # The HTML report is checked in a real headless browser: Debian's chromium.
+    command -v chromium >/dev/null 2>&1 && return 0
+    echo "installing Debian's chromium for the browser test" >&2
+    if [ "$(id -u)" = 0 ]; then
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || true
+    elif command -v sudo >/dev/null 2>&1; then
+        (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || true
+    fi
+    command -v chromium >/dev/null 2>&1 || echo "warning: chromium is not installed; the browser test will be skipped" >&2
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
@@ -50,6 +62,7 @@ case "$cmd" in
         ;;
     test)
         ensure_env
+        ensure_chromium
         export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
         "$VENV/bin/ruff" check dsqn train export deploy hw_sim tests benchmarks
         "$VENV/bin/python" -m pytest "$@"
