@@ -101,7 +101,7 @@ def run_episodes(policy: Policy, env_id: str, episodes: int, seed: int, max_step
     log = EpisodeLog()
     t0 = time.time()
     try:
-        check_spaces(env, encoder.obs_dim, int(policy.meta["n_actions"]), env_id)
+        check_spaces(env, encoder.env_obs_shape, int(policy.meta["n_actions"]), env_id)
         for ep in range(episodes):
             obs, _ = env.reset(seed=seed + ep)
             total, n, done, acts = 0.0, 0, False, []

@@ -16,9 +16,47 @@ OBS_SCALES: dict[str, tuple[float, ...]] = {
 }
 
 
-def make_env(env_id: str, seed: int | None = None) -> gym.Env:
+# The DSQN paper's 17 games; any ALE game is accepted by name ("Breakout" or "ALE/Breakout-v5").
+PAPER_GAMES = ("Atlantis", "BeamRider", "Boxing", "Breakout", "CrazyClimber", "Gopher", "Jamesbond", "Kangaroo", "Krull",
+               "NameThisGame", "Pong", "RoadRunner", "SpaceInvaders", "StarGunner", "Tennis", "Tutankham", "VideoPinball")
+# (random, human) scores, DQN-zoo table (DESIGN.md)
+HUMAN_RANDOM = {"Breakout": (1.7, 30.5), "Pong": (-20.7, 14.6), "SpaceInvaders": (148.0, 1668.7), "BeamRider": (363.9, 16926.5)}
+ATARI_FRAMES_CAP = 108_000
+
+
+def atari_game(env_id: str) -> str | None:
+    """'ALE/Breakout-v5' or 'Breakout' -> 'Breakout'; None for non-Atari ids."""
+    if env_id.startswith("ALE/"):
+        return env_id[4:].split("-")[0]
+    if env_id in PAPER_GAMES:
+        return env_id
+    return None
+
+
+def human_normalized(env_id: str, score: float) -> float | None:
+    game = atari_game(env_id)
+    if game not in HUMAN_RANDOM:
+        return None
+    rnd, human = HUMAN_RANDOM[game]
+    return (score - rnd) / (human - rnd)
+
+
+def make_atari(game: str, train: bool) -> gym.Env:
+    """Standard DQN preprocessing: up to 30 no-op starts, frame skip 4 with max over the last two frames,
+    84x84 grayscale, 4 stacked frames, the 108k-frame cap; life loss ends an episode only in training."""
+    import ale_py
+    from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
+
+    gym.register_envs(ale_py)
+    env = gym.make(f"ALE/{game}-v5", frameskip=1, repeat_action_probability=0.0, max_num_frames_per_episode=ATARI_FRAMES_CAP)
+    env = AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84, terminal_on_life_loss=train, grayscale_obs=True)
+    return FrameStackObservation(env, 4)
+
+
+def make_env(env_id: str, seed: int | None = None, train: bool = False) -> gym.Env:
+    game = atari_game(env_id)
     try:
-        env = gym.make(env_id)
+        env = make_atari(game, train) if game is not None else gym.make(env_id)
     except gym.error.Error as exc:
         raise UserError(f"cannot create environment {env_id!r}: {exc}") from None
     if seed is not None:
@@ -27,15 +65,15 @@ def make_env(env_id: str, seed: int | None = None) -> gym.Env:
     return env
 
 
-def check_spaces(env: gym.Env, obs_dim: int, n_actions: int, env_id: str) -> None:
+def check_spaces(env: gym.Env, obs_shape: tuple[int, ...], n_actions: int, env_id: str) -> None:
     """The environment must match what the network was built for."""
     if not isinstance(env.action_space, gym.spaces.Discrete):
         raise UserError(f"{env_id}: action space {env.action_space} is not discrete")
     if int(env.action_space.n) != n_actions:
         raise UserError(f"{env_id}: environment has {env.action_space.n} actions, the network has {n_actions}")
     shape = env.observation_space.shape
-    if shape is None or len(shape) != 1 or shape[0] != obs_dim:
-        raise UserError(f"{env_id}: observation shape {shape} does not match the network's input ({obs_dim},)")
+    if shape is None or tuple(shape) != tuple(obs_shape):
+        raise UserError(f"{env_id}: observation shape {shape} does not match the network's input {tuple(obs_shape)}")
 
 
 def obs_scale_for(env_id: str, env: gym.Env) -> tuple[float, ...]:

@@ -57,6 +57,10 @@ class TrainConfig:
     """path of a checkpoint (model.pt of an unfinished run) to continue from."""
     progress: bool = True
     """show a progress bar."""
+    eval_epsilon: float = 0.0
+    """epsilon of the evaluation policy (the DSQN paper evaluates Atari at 0.05)."""
+    arch: str = ""
+    """'mlp' (hidden dense layers) or 'nature' (Nature-DQN convs + the last hidden width); '' = by env."""
 
 
 ENV_DEFAULTS: dict[str, dict] = {
@@ -64,19 +68,33 @@ ENV_DEFAULTS: dict[str, dict] = {
     "Acrobot-v1": {"total_steps": 40_000, "hidden": [128, 128], "q_scale": 16.0, "target_update": 1000},
 }
 FALLBACK_DEFAULTS = {"total_steps": 50_000, "hidden": [64, 64], "q_scale": 16.0}
+# Liu et al. 2022 (DSQN) on Atari: Nature-DQN layout, T = 64, Adam 1e-4, batch 32, replay 1M, learning
+# starts 50k, target copy every 10k, train every 4 steps, epsilon 1 -> 0.1 over 1M steps, eval at 0.05.
+ATARI_DEFAULTS = {"total_steps": 10_000_000, "hidden": [512], "q_scale": 1.0, "arch": "nature", "timesteps": 64,
+                  "lr": 1e-4, "batch_size": 32, "buffer_size": 1_000_000, "learning_starts": 50_000,
+                  "target_update": 10_000, "train_freq": 4, "eps_end": 0.1, "eval_epsilon": 0.05,
+                  "eval_every": 250_000, "eval_episodes": 10, "final_eval_episodes": 30, "checkpoint_every": 100_000,
+                  "threshold": 1.0, "current_decay": 0.5, "voltage_decay": 0.5}
 
 
 def resolve(cfg: TrainConfig, explicit: set[str] | None = None) -> TrainConfig:
     """Fill 'use the environment's default' fields; explicit CLI values always win."""
+    from dsqn.envs import atari_game
+
     explicit = explicit or set()
-    defaults = ENV_DEFAULTS.get(cfg.env_id, FALLBACK_DEFAULTS)
+    atari = atari_game(cfg.env_id) is not None
+    defaults = ATARI_DEFAULTS if atari else ENV_DEFAULTS.get(cfg.env_id, FALLBACK_DEFAULTS)
     updates = {}
     for key, val in defaults.items():
         cur = getattr(cfg, key)
         if key in explicit:
             continue
-        if cur in (0, 0.0, [], "") or (key == "target_update" and cur == TrainConfig.target_update):
+        if atari or cur in (0, 0.0, [], "") or (key == "target_update" and cur == TrainConfig.target_update):
             updates[key] = val
+    if not atari and "arch" not in explicit and not cfg.arch:
+        updates["arch"] = "mlp"
+    if atari and cfg.total_steps and "eps_fraction" not in explicit:
+        updates["eps_fraction"] = min(1.0, 1_000_000 / (updates.get("total_steps") or cfg.total_steps))
     cfg = dataclasses.replace(cfg, **updates)
     if cfg.total_steps <= 0 or cfg.batch_size <= 0 or cfg.buffer_size < cfg.batch_size:
         raise UserError("total_steps, batch_size must be positive and buffer_size >= batch_size")

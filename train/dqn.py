@@ -14,12 +14,16 @@ import torch
 import torch.nn.functional as F
 
 from dsqn.encoding import Encoder
-from dsqn.envs import check_spaces, make_env, obs_scale_for
+from dsqn.envs import atari_game, check_spaces, human_normalized, make_env, obs_scale_for
 from dsqn.errors import UserError
 
 from .checkpoint import file_sha256, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .model import NetSpec, SpikingQNet
+from .replay import FrameReplay
+
+NATURE_CONVS = [{"type": "conv", "out": 32, "kernel": 8, "stride": 4}, {"type": "conv", "out": 64, "kernel": 4, "stride": 2},
+                {"type": "conv", "out": 64, "kernel": 3, "stride": 1}]
 
 
 def seed_everything(seed: int) -> None:
@@ -80,15 +84,20 @@ def greedy_action(model: SpikingQNet, payload: np.ndarray) -> int:
     return int(q.argmax(dim=1).item())
 
 
-def evaluate(model: SpikingQNet, encoder: Encoder, env_id: str, episodes: int, seed: int) -> list[float]:
-    """Greedy returns of ``episodes`` episodes (seeds seed, seed+1, ...)."""
+def evaluate(model: SpikingQNet, encoder: Encoder, env_id: str, episodes: int, seed: int, epsilon: float = 0.0) -> list[float]:
+    """Returns of ``episodes`` evaluation episodes (seeds seed, seed+1, ...), epsilon-greedy."""
     env = make_env(env_id)
+    rng = np.random.default_rng(seed)
     returns = []
     for ep in range(episodes):
         obs, _ = env.reset(seed=seed + ep)
         done, total = False, 0.0
         while not done:
-            obs, r, term, trunc, _ = env.step(greedy_action(model, encoder.encode(obs)))
+            if epsilon > 0 and rng.random() < epsilon:
+                action = int(rng.integers(0, env.action_space.n))
+            else:
+                action = greedy_action(model, encoder.encode(obs))
+            obs, r, term, trunc, _ = env.step(action)
             total += float(r)
             done = term or trunc
         returns.append(total)
@@ -99,10 +108,16 @@ def evaluate(model: SpikingQNet, encoder: Encoder, env_id: str, episodes: int, s
 def build(cfg: TrainConfig) -> tuple[SpikingQNet, NetSpec, Encoder]:
     env = make_env(cfg.env_id)
     try:
-        check_spaces(env, int(np.prod(env.observation_space.shape)), int(env.action_space.n), cfg.env_id)
-        encoder = Encoder(kind=cfg.encoding, obs_scale=obs_scale_for(cfg.env_id, env), frac_bits=cfg.frac_bits)
+        if atari_game(cfg.env_id) is not None:
+            encoder = Encoder(kind="pixels", obs_scale=(255.0,), obs_shape=tuple(env.observation_space.shape))
+        else:
+            encoder = Encoder(kind=cfg.encoding, obs_scale=obs_scale_for(cfg.env_id, env), frac_bits=cfg.frac_bits)
+        check_spaces(env, encoder.env_obs_shape, int(env.action_space.n), cfg.env_id)
+        if cfg.arch not in ("mlp", "nature"):
+            raise ValueError(f"unknown arch {cfg.arch!r} (mlp, nature)")
+        convs = NATURE_CONVS if cfg.arch == "nature" else []
         spec = NetSpec(
-            input_shape=[encoder.channels], layers=[{"type": "dense", "out": h} for h in cfg.hidden],
+            input_shape=encoder.input_shape, layers=convs + [{"type": "dense", "out": h} for h in cfg.hidden],
             n_actions=int(env.action_space.n), timesteps=cfg.timesteps, threshold=cfg.threshold,
             current_decay=cfg.current_decay, voltage_decay=cfg.voltage_decay, input_unit=encoder.unit, q_scale=cfg.q_scale,
         )
@@ -133,14 +148,20 @@ def train(cfg: TrainConfig) -> Path:
     target.load_state_dict(model.state_dict())
     best_state = {k: v.clone() for k, v in model.state_dict().items()}
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    rb = ReplayBuffer(cfg.buffer_size, tuple(spec.input_shape), cfg.seed)
+    atari = atari_game(cfg.env_id) is not None
+    rb: ReplayBuffer | FrameReplay
+    if atari:
+        rb = FrameReplay(cfg.buffer_size, tuple(spec.input_shape[1:]), spec.input_shape[0], cfg.seed)
+    else:
+        rb = ReplayBuffer(cfg.buffer_size, tuple(spec.input_shape), cfg.seed)
     step, episode, best_eval, evals = 0, 0, -float("inf"), []
     if start_state is not None:
         model.load_state_dict(start_state["last_model"])
         target.load_state_dict(start_state["target_model"])
         best_state = start_state["model"]
         optimizer.load_state_dict(start_state["optimizer"])
-        rb.load(start_state["replay"])
+        if isinstance(rb, ReplayBuffer):
+            rb.load(start_state["replay"])  # the Atari frame store is not checkpointed (7 GB); it refills
         step, episode = int(start_state["step"]), int(start_state["episode"])
         best_eval = float(start_state["best_eval"])
         evals = json.loads(start_state["evals_json"])
@@ -159,12 +180,14 @@ def train(cfg: TrainConfig) -> Path:
             "config_json": json.dumps(dataclasses.asdict(cfg)), "spec_json": json.dumps(spec.to_dict()),
             "encoder_json": json.dumps(encoder.to_dict()), "model": best_state,
             "last_model": model.state_dict(), "target_model": target.state_dict(), "optimizer": optimizer.state_dict(),
-            "replay": rb.state(), "step": step, "episode": episode, "best_eval": best_eval,
+            "replay": rb.state() if isinstance(rb, ReplayBuffer) else {}, "step": step, "episode": episode, "best_eval": best_eval,
             "evals_json": json.dumps(evals), "final_eval_json": json.dumps(final_eval or {}),
         })
 
-    env = make_env(cfg.env_id)
+    env = make_env(cfg.env_id, train=True)
     obs, _ = env.reset(seed=cfg.seed + episode)
+    if atari:
+        rb.reset(obs)
     env.action_space.seed(cfg.seed + step)
     payload = encoder.encode(obs)
     ep_return, t_start, steps_at_start = 0.0, time.time(), step
@@ -178,7 +201,10 @@ def train(cfg: TrainConfig) -> Path:
             action = env.action_space.sample() if random.random() < eps else greedy_action(model, payload)
             next_obs, reward, term, trunc, _ = env.step(action)
             next_payload = encoder.encode(next_obs)
-            rb.add(payload, action, float(reward), next_payload, bool(term))
+            if atari:  # reward clipping in training only
+                rb.add(action, float(np.sign(reward)), next_obs, bool(term))
+            else:
+                rb.add(payload, action, float(reward), next_payload, bool(term))
             payload, ep_return, step = next_payload, ep_return + float(reward), step + 1
             bar.update(1)
             if term or trunc:
@@ -188,6 +214,8 @@ def train(cfg: TrainConfig) -> Path:
                 bar.set_postfix(ret=f"{ep_return:.0f}", eps=f"{eps:.2f}", best=f"{best_eval:.0f}")
                 obs, _ = env.reset(seed=cfg.seed + 10_000 + episode)
                 payload, ep_return = encoder.encode(obs), 0.0
+                if atari:
+                    rb.reset(obs)
             if step >= cfg.learning_starts and step % cfg.train_freq == 0:
                 o, a, r, o2, d = rb.sample(cfg.batch_size)
                 n = o.shape[0]
@@ -220,7 +248,7 @@ def train(cfg: TrainConfig) -> Path:
             if step % cfg.target_update == 0:
                 target.load_state_dict(model.state_dict())
             if step % cfg.eval_every == 0 or step == cfg.total_steps:
-                rets = evaluate(model, encoder, cfg.env_id, cfg.eval_episodes, seed=10_000_000 + step)
+                rets = evaluate(model, encoder, cfg.env_id, cfg.eval_episodes, seed=10_000_000 + step, epsilon=cfg.eval_epsilon)
                 mean = float(np.mean(rets))
                 evals.append({"step": step, "mean": mean, "std": float(np.std(rets))})
                 writer.add_scalar("charts/eval_return", mean, step)
@@ -233,9 +261,10 @@ def train(cfg: TrainConfig) -> Path:
                 csv_file.flush()
         bar.close()
         model.load_state_dict(best_state)
-        rets = evaluate(model, encoder, cfg.env_id, cfg.final_eval_episodes, seed=20_000_000)
+        rets = evaluate(model, encoder, cfg.env_id, cfg.final_eval_episodes, seed=20_000_000, epsilon=cfg.eval_epsilon)
         final = {"episodes": len(rets), "mean": float(np.mean(rets)), "std": float(np.std(rets)), "returns": rets,
-                 "seconds": time.time() - t_start}
+                 "epsilon": cfg.eval_epsilon, "seconds": time.time() - t_start, "env_steps": step,
+                 "human_normalized": human_normalized(cfg.env_id, float(np.mean(rets)))}
         log.writerow([step, "final_eval_return", final["mean"], f"std={final['std']:.1f}"])
         save(final)
         print(f"final greedy evaluation over {len(rets)} episodes: mean {final['mean']:.1f} +- {final['std']:.1f}")
