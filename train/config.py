@@ -23,7 +23,7 @@ class TrainConfig:
     """hidden layer widths (empty = the environment's default)."""
     timesteps: int = 8
     """T: simulation steps per inference (must exceed the number of layers; power of 2 for Loihi reset)."""
-    threshold: float = 0.25
+    threshold: float = 0.125
     """LIF threshold (rounded to a multiple of 1/64); the first layer's is scaled by 2**frac_bits."""
     current_decay: float = 0.5
     voltage_decay: float = 0.5
@@ -35,7 +35,9 @@ class TrainConfig:
     """Q = q_scale * readout (0 = the environment's default)."""
     double_dqn: bool = True
     """Double DQN targets (False: vanilla DQN)."""
-    lr: float = 1e-3
+    lr: float = 5e-4
+    lr_final: float = 0.0
+    """learning rate at total_steps, annealed linearly from lr (0 = constant lr)."""
     gamma: float = 0.99
     buffer_size: int = 50_000
     batch_size: int = 64
@@ -45,7 +47,7 @@ class TrainConfig:
     """env steps between hard target-network copies."""
     eps_start: float = 1.0
     eps_end: float = 0.02
-    eps_fraction: float = 0.25
+    eps_fraction: float = 0.3
     """fraction of total_steps over which epsilon decays linearly."""
     max_grad_norm: float = 10.0
     eval_every: int = 5_000
@@ -57,6 +59,8 @@ class TrainConfig:
     """path of a checkpoint (model.pt of an unfinished run) to continue from."""
     progress: bool = True
     """show a progress bar."""
+    eval_max_steps: int = 0
+    """cap on steps per evaluation episode (0 = none; for smoke tests of long games)."""
     eval_epsilon: float = 0.0
     """epsilon of the evaluation policy (the DSQN paper evaluates Atari at 0.05)."""
     arch: str = ""
@@ -93,8 +97,9 @@ def resolve(cfg: TrainConfig, explicit: set[str] | None = None) -> TrainConfig:
             updates[key] = val
     if not atari and "arch" not in explicit and not cfg.arch:
         updates["arch"] = "mlp"
-    if atari and cfg.total_steps and "eps_fraction" not in explicit:
-        updates["eps_fraction"] = min(1.0, 1_000_000 / (updates.get("total_steps") or cfg.total_steps))
+    total = updates.get("total_steps", cfg.total_steps)
+    if atari and total and "eps_fraction" not in explicit:
+        updates["eps_fraction"] = min(1.0, 1_000_000 / total)
     cfg = dataclasses.replace(cfg, **updates)
     if cfg.total_steps <= 0 or cfg.batch_size <= 0 or cfg.buffer_size < cfg.batch_size:
         raise UserError("total_steps, batch_size must be positive and buffer_size >= batch_size")

@@ -84,15 +84,17 @@ def greedy_action(model: SpikingQNet, payload: np.ndarray) -> int:
     return int(q.argmax(dim=1).item())
 
 
-def evaluate(model: SpikingQNet, encoder: Encoder, env_id: str, episodes: int, seed: int, epsilon: float = 0.0) -> list[float]:
+def evaluate(model: SpikingQNet, encoder: Encoder, env_id: str, episodes: int, seed: int, epsilon: float = 0.0,
+             max_steps: int = 0) -> list[float]:
     """Returns of ``episodes`` evaluation episodes (seeds seed, seed+1, ...), epsilon-greedy."""
     env = make_env(env_id)
     rng = np.random.default_rng(seed)
     returns = []
     for ep in range(episodes):
         obs, _ = env.reset(seed=seed + ep)
-        done, total = False, 0.0
-        while not done:
+        done, total, n = False, 0.0, 0
+        while not done and (max_steps <= 0 or n < max_steps):
+            n += 1
             if epsilon > 0 and rng.random() < epsilon:
                 action = int(rng.integers(0, env.action_space.n))
             else:
@@ -198,6 +200,9 @@ def train(cfg: TrainConfig) -> Path:
         bar = tqdm(total=cfg.total_steps, initial=step, disable=not cfg.progress, desc=cfg.env_id, unit="step")
         while step < cfg.total_steps:
             eps = max(cfg.eps_end, cfg.eps_start - (cfg.eps_start - cfg.eps_end) * step / eps_steps)
+            if cfg.lr_final > 0:
+                for group in optimizer.param_groups:
+                    group["lr"] = cfg.lr + (cfg.lr_final - cfg.lr) * step / cfg.total_steps
             action = env.action_space.sample() if random.random() < eps else greedy_action(model, payload)
             next_obs, reward, term, trunc, _ = env.step(action)
             next_payload = encoder.encode(next_obs)
@@ -248,7 +253,8 @@ def train(cfg: TrainConfig) -> Path:
             if step % cfg.target_update == 0:
                 target.load_state_dict(model.state_dict())
             if step % cfg.eval_every == 0 or step == cfg.total_steps:
-                rets = evaluate(model, encoder, cfg.env_id, cfg.eval_episodes, seed=10_000_000 + step, epsilon=cfg.eval_epsilon)
+                rets = evaluate(model, encoder, cfg.env_id, cfg.eval_episodes, seed=10_000_000 + step, epsilon=cfg.eval_epsilon,
+                                max_steps=cfg.eval_max_steps)
                 mean = float(np.mean(rets))
                 evals.append({"step": step, "mean": mean, "std": float(np.std(rets))})
                 writer.add_scalar("charts/eval_return", mean, step)
@@ -261,7 +267,8 @@ def train(cfg: TrainConfig) -> Path:
                 csv_file.flush()
         bar.close()
         model.load_state_dict(best_state)
-        rets = evaluate(model, encoder, cfg.env_id, cfg.final_eval_episodes, seed=20_000_000, epsilon=cfg.eval_epsilon)
+        rets = evaluate(model, encoder, cfg.env_id, cfg.final_eval_episodes, seed=20_000_000, epsilon=cfg.eval_epsilon,
+                           max_steps=cfg.eval_max_steps)
         final = {"episodes": len(rets), "mean": float(np.mean(rets)), "std": float(np.std(rets)), "returns": rets,
                  "epsilon": cfg.eval_epsilon, "seconds": time.time() - t_start, "env_steps": step,
                  "human_normalized": human_normalized(cfg.env_id, float(np.mean(rets)))}
