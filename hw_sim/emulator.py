@@ -153,28 +153,35 @@ class Emulator:
             u_bound = a_max / (1 - keep_u) if keep_u < 1 else a_max * n_steps
             v_bound = (u_bound + float(np.abs(bias).max(initial=0))) * (1 / (1 - keep_v) if keep_v < 1 else n_steps)
             check_u, check_v = u_bound >= UV_MAX, v_bound > UV_MAX - 1
+            has_bias = bool(np.any(bias))
             for t in range(n_steps):
                 if reset_phase is not None and steps[t] % reset_interval == reset_phase:
                     u[:] = 0
                     v[:] = 0
-                u *= keep_u
-                np.trunc(u, out=u)
-                u += a_in[t]
+                if keep_u == 0.0:
+                    np.copyto(u, a_in[t])
+                else:
+                    if keep_u != 1.0:
+                        u *= keep_u
+                        np.trunc(u, out=u)
+                    u += a_in[t]
                 if check_u and (u.max(initial=0) >= UV_MAX or u.min(initial=0) <= -UV_MAX):  # 24-bit wrap as in Lava
                     over, under = u > UV_MAX, u <= -UV_MAX
                     events += int(over.sum() + under.sum())
                     u[over] -= 2 * UV_MAX
                     u[under] += 2 * UV_MAX
-                v *= keep_v
-                np.trunc(v, out=v)
+                if keep_v != 1.0:
+                    v *= keep_v
+                    np.trunc(v, out=v)
                 v += u
-                v += bias
+                if has_bias:
+                    v += bias
                 if check_v and (v.max(initial=0) > UV_MAX - 1 or v.min(initial=0) < -UV_MAX + 1):
                     events += int((np.abs(v) > UV_MAX - 1).sum())
                     np.clip(v, -UV_MAX + 1, UV_MAX - 1, out=v)
                 s = spikes[t]
                 np.greater(v, vth, out=s)
-                v[s] = 0
+                np.copyto(v, 0.0, where=s)
                 if t == capture_at:
                     captured.append(v.astype(np.int64))
                 if record:
