@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 with contextlib.redirect_stdout(io.StringIO()):
+    from dsqn.deploy.closed_loop import make_policy, run_episodes
     from dsqn.deploy.lava_backend import LavaNetwork
     from dsqn.export.exporter import export_model, network_meta
     from dsqn.hw_sim.emulator import Emulator
@@ -37,14 +38,14 @@ def build(path: Path, T: int, width: float = 1.0, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     layers = [{**layer, "out": max(1, int(layer["out"] * width))} for layer in NATURE]
     spec = NetSpec(input_shape=[4, 84, 84], layers=layers, n_actions=6, timesteps=T, threshold=1.0,
-                   current_decay=0.5, voltage_decay=0.5, input_unit=32, q_scale=1.0)
+                   current_decay=0.5, voltage_decay=0.5, input_unit=255, q_scale=1.0)
     model = SpikingQNet(spec)
     with torch.no_grad():
         model(torch.zeros(1, 4, 84, 84))
-        for block in model.blocks:
-            if hasattr(block, "synapse"):
-                block.synapse.weight.data *= 4.0
-    enc = Encoder(obs_scale=(1.0,), frac_bits=5)
+        for k, block in enumerate(model.blocks):
+            if hasattr(block, "synapse"):  # active but not saturating: no 24-bit wrap anywhere
+                block.synapse.weight.data *= 1.0 if k == 0 else 8.0
+    enc = Encoder(kind="pixels", obs_scale=(255.0,), obs_shape=(4, 84, 84))
     export_model(model, enc, path, network_meta(spec, enc, "ALE/Pong-v5", "0" * 64, {}))
     return path
 
@@ -52,7 +53,7 @@ def build(path: Path, T: int, width: float = 1.0, seed: int = 0) -> Path:
 def emu_ms_per_step(path: Path, T: int, batch: int, repeats: int = 3) -> tuple[float, list[float]]:
     net = read_netfile(path)
     emu = Emulator(net, 8)
-    payload = np.random.default_rng(0).integers(0, 32, (batch, 4, 84, 84))
+    payload = np.random.default_rng(0).integers(0, 256, (batch, 4, 84, 84))
     emu.infer(payload, T)
     times = []
     for _ in range(repeats):
@@ -60,7 +61,8 @@ def emu_ms_per_step(path: Path, T: int, batch: int, repeats: int = 3) -> tuple[f
         _, windows, _ = emu.infer(payload, T)
         times.append(time.perf_counter() - t)
     rates = [float(w.mean()) for w in windows]
-    return statistics.median(times) / (T * batch) * 1e3, rates
+    _, _, overflow = emu.infer(payload, T)
+    return statistics.median(times) / (T * batch) * 1e3, rates + [f"overflow events {sum(overflow)}"]
 
 
 def main() -> None:
@@ -69,6 +71,7 @@ def main() -> None:
     p.add_argument("--T", type=int, default=64)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--skip-lava", action="store_true")
+    p.add_argument("--closed-loop-steps", type=int, default=300, help="Pong steps played closed-loop on the emulator at T")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -76,7 +79,7 @@ def main() -> None:
         if not args.skip_lava:
             path = build(tmp / "lava.net", args.lava_steps)
             net = read_netfile(path)
-            payload = np.random.default_rng(0).integers(0, 32, (4, 84, 84))
+            payload = np.random.default_rng(0).integers(0, 256, (4, 84, 84))
             with LavaNetwork(path, net.meta) as ln:
                 ln.infer(payload)
                 t = time.perf_counter()
@@ -86,11 +89,15 @@ def main() -> None:
         one, rates = emu_ms_per_step(path, args.T, 1)
         many, _ = emu_ms_per_step(path, args.T, args.batch)
         print("Nature-DQN 84x84x4 -> 32@8x8/4 -> 64@4x4/2 -> 64@3x3/1 -> 512 -> 6, random weights, "
-              f"spike rates per layer {[round(r, 3) for r in rates]}")
+              f"spike rates per layer {[round(r, 3) if isinstance(r, float) else r for r in rates]}")
         print(f"Lava fixed_pt (Loihi2SimCfg), T={args.lava_steps}: {lava_ms:.1f} ms per timestep")
         print(f"emulator, 1 inference of T={args.T}: {one:.3f} ms per timestep ({one * args.T:.1f} ms per inference, "
               f"{1e3 / (one * args.T):.1f} inferences/s) -> {lava_ms / one:.0f}x faster than Lava")
         print(f"emulator, batch of {args.batch} inferences: {many:.3f} ms per inference-timestep -> {lava_ms / many:.0f}x")
+        policy = make_policy(read_netfile(path), "emu")
+        log = run_episodes(policy, "ALE/Pong-v5", 1, 0, max_steps=args.closed_loop_steps)
+        print(f"closed loop on the emulator, Pong, T={args.T}: {sum(log.lengths) / log.seconds:.1f} env steps/s "
+              f"({sum(log.lengths)} steps, env + encoder + network + counters)")
         print("emulator scaling (batch 1): T -> ms per inference")
         for T in (16, 32, 64, 128):
             ms, _ = emu_ms_per_step(build(tmp / f"t{T}.net", T), T, 1, repeats=2)

@@ -17,6 +17,7 @@ the neuron update runs step by step. Sums are exact in float64 (and float32 for 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +26,78 @@ import torch.nn.functional as F
 
 from dsqn.fixed_point import ACT_SHIFT, BIAS_EXP, DECAY_SCALE, UV_MAX, VTH_SHIFT
 from dsqn.netfile import Layer, NetFile
+
+
+@dataclass
+class _LoopOut:
+    spikes: np.ndarray
+    us: np.ndarray | None
+    vs: np.ndarray | None
+    u: np.ndarray
+    v: np.ndarray
+    v_captured: np.ndarray | None
+    events: int
+
+
+def _neuron_loop(a_in: np.ndarray, keep_u: float, keep_v: float, bias: np.ndarray, vth: float, resets: np.ndarray,
+                 record: bool, capture_at: int | None) -> _LoopOut:
+    """CUBA-LIF fixed-point dynamics over (S, B, n) synaptic input (already << 6 and delayed).
+
+    State is held in float64 with integer values: every product below is exact (< 2**53), and trunc()
+    is Lava's sign(x) * (|x| >> 12)."""
+    n_steps, b, n = a_in.shape
+    u = np.zeros((b, n))
+    v = np.zeros((b, n))
+    spikes = np.zeros((n_steps, b, n), dtype=bool)
+    us = np.zeros((n_steps, b, n), dtype=np.int64) if record else None
+    vs = np.zeros((n_steps, b, n), dtype=np.int64) if record else None
+    events, v_captured = 0, None
+    # Wrap/saturation can only happen in neurons whose geometric bound allows it: check only those.
+    a_max = np.abs(a_in).max(axis=0).max(axis=0) if n_steps else np.zeros(n)  # per neuron
+    u_bound = a_max / (1 - keep_u) if keep_u < 1 else a_max * n_steps
+    v_bound = (u_bound + np.abs(bias)) * (1 / (1 - keep_v) if keep_v < 1 else n_steps)
+    risk_u = np.flatnonzero(u_bound >= UV_MAX)
+    risk_v = np.flatnonzero(v_bound > UV_MAX - 1)
+    check_u, check_v = risk_u.size > 0, risk_v.size > 0
+    has_bias = bool(np.any(bias))
+    for t in range(n_steps):
+        if resets[t]:
+            u[:] = 0
+            v[:] = 0
+        if keep_u == 0.0:
+            np.copyto(u, a_in[t])
+        else:
+            if keep_u != 1.0:
+                u *= keep_u
+                np.trunc(u, out=u)
+            u += a_in[t]
+        if check_u:  # 24-bit wrap as in Lava
+            ur = u[:, risk_u]
+            over, under = ur > UV_MAX, ur <= -UV_MAX
+            if over.any() or under.any():
+                events += int(over.sum() + under.sum())
+                u[:, risk_u] = ur - 2 * UV_MAX * over + 2 * UV_MAX * under
+        if keep_v != 1.0:
+            v *= keep_v
+            np.trunc(v, out=v)
+        v += u
+        if has_bias:
+            v += bias
+        if check_v:  # saturation to +-(2**23 - 1)
+            vr = v[:, risk_v]
+            sat = np.abs(vr) > UV_MAX - 1
+            if sat.any():
+                events += int(sat.sum())
+                v[:, risk_v] = np.clip(vr, -UV_MAX + 1, UV_MAX - 1)
+        s = spikes[t]
+        np.greater(v, vth, out=s)
+        np.copyto(v, 0.0, where=s)
+        if t == capture_at:
+            v_captured = v.astype(np.int64)
+        if record:
+            us[t] = u
+            vs[t] = v
+    return _LoopOut(spikes, us, vs, u, v, v_captured, events)
 
 
 def conv_fanout(layer: Layer) -> np.ndarray:
@@ -67,6 +140,9 @@ class Emulator:
         self.input_message_bits = input_message_bits
         self._w = [torch.from_numpy(layer.weight.astype(np.float64)) for layer in self.layers]
         self._w32 = [w.to(torch.float32) for w in self._w]
+        # Threads did not pay off on 2 cores (GIL-bound small ops); kept configurable for bigger machines.
+        self.threads = 1
+        self._pool = ThreadPoolExecutor(self.threads)
         self.fanout = [
             np.full(int(np.prod(layer.in_shape)), layer.n_neurons) if layer.kind == "dense" else conv_fanout(layer)
             for layer in self.layers
@@ -134,59 +210,27 @@ class Emulator:
             a_np = a.numpy()
             a_in = np.zeros_like(a_np)
             np.multiply(a_np[:-1], 1 << ACT_SHIFT, out=a_in[1:])
-            # State is held in float64 with integer values: every product below is exact (< 2**53),
-            # and trunc() is Lava's sign(x) * (|x| >> 12).
             keep_u = (DECAY_SCALE - layer.i_decay) / DECAY_SCALE
             keep_v = (DECAY_SCALE - layer.v_decay) / DECAY_SCALE
-            bias = np.asarray(self._bias(layer), dtype=np.float64)
+            bias = np.broadcast_to(np.asarray(self._bias(layer), dtype=np.float64), (layer.n_neurons,))
             vth = float(layer.vth_mant << VTH_SHIFT)
+            resets = np.zeros(n_steps, dtype=bool)
+            if reset_interval is not None:
+                resets = steps % reset_interval == (reset_offset + 1 + i) % reset_interval
             n = layer.n_neurons
-            u = np.zeros((b, n))
-            v = np.zeros((b, n))
-            spikes = np.zeros((n_steps, b, n), dtype=bool)
-            us = np.zeros((n_steps, b, n), dtype=np.int64) if record else None
-            vs = np.zeros((n_steps, b, n), dtype=np.int64) if record else None
-            events = 0
-            reset_phase = None if reset_interval is None else (reset_offset + 1 + i) % reset_interval
-            # Skip the wrap/saturation checks when a geometric bound shows they cannot trigger.
-            a_max = float(np.abs(a_in).max(initial=0))
-            u_bound = a_max / (1 - keep_u) if keep_u < 1 else a_max * n_steps
-            v_bound = (u_bound + float(np.abs(bias).max(initial=0))) * (1 / (1 - keep_v) if keep_v < 1 else n_steps)
-            check_u, check_v = u_bound >= UV_MAX, v_bound > UV_MAX - 1
-            has_bias = bool(np.any(bias))
-            for t in range(n_steps):
-                if reset_phase is not None and steps[t] % reset_interval == reset_phase:
-                    u[:] = 0
-                    v[:] = 0
-                if keep_u == 0.0:
-                    np.copyto(u, a_in[t])
-                else:
-                    if keep_u != 1.0:
-                        u *= keep_u
-                        np.trunc(u, out=u)
-                    u += a_in[t]
-                if check_u and (u.max(initial=0) >= UV_MAX or u.min(initial=0) <= -UV_MAX):  # 24-bit wrap as in Lava
-                    over, under = u > UV_MAX, u <= -UV_MAX
-                    events += int(over.sum() + under.sum())
-                    u[over] -= 2 * UV_MAX
-                    u[under] += 2 * UV_MAX
-                if keep_v != 1.0:
-                    v *= keep_v
-                    np.trunc(v, out=v)
-                v += u
-                if has_bias:
-                    v += bias
-                if check_v and (v.max(initial=0) > UV_MAX - 1 or v.min(initial=0) < -UV_MAX + 1):
-                    events += int((np.abs(v) > UV_MAX - 1).sum())
-                    np.clip(v, -UV_MAX + 1, UV_MAX - 1, out=v)
-                s = spikes[t]
-                np.greater(v, vth, out=s)
-                np.copyto(v, 0.0, where=s)
-                if t == capture_at:
-                    captured.append(v.astype(np.int64))
-                if record:
-                    us[t] = u
-                    vs[t] = v
+            # Neurons are independent: big layers run in chunks on threads (numpy releases the GIL).
+            chunks = np.array_split(np.arange(n), self.threads if n * b >= 8192 else 1)
+            jobs = [(a_in[..., c[0] : c[-1] + 1], keep_u, keep_v, bias[c[0] : c[-1] + 1], vth, resets, record, capture_at)
+                    for c in chunks if len(c)]
+            parts = list(self._pool.map(lambda j: _neuron_loop(*j), jobs)) if len(jobs) > 1 else [_neuron_loop(*jobs[0])]
+            spikes = np.concatenate([p.spikes for p in parts], axis=-1)
+            us = np.concatenate([p.us for p in parts], axis=-1) if record else None
+            vs = np.concatenate([p.vs for p in parts], axis=-1) if record else None
+            u = np.concatenate([p.u for p in parts], axis=-1)
+            v = np.concatenate([p.v for p in parts], axis=-1)
+            events = sum(p.events for p in parts)
+            if capture_at is not None:
+                captured.append(np.concatenate([p.v_captured for p in parts], axis=-1))
             traces.append(LayerTrace(spikes=np.moveaxis(spikes, 0, -1), u=None if us is None else np.moveaxis(us, 0, -1),
                                      v=None if vs is None else np.moveaxis(vs, 0, -1)))
             v_last.append(v.astype(np.int64))
