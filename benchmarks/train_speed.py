@@ -15,7 +15,6 @@ import io
 import statistics
 import time
 
-import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -26,12 +25,25 @@ with contextlib.redirect_stdout(io.StringIO()):
 
 
 class AnnQNet(torch.nn.Module):
-    def __init__(self, sizes: list[int]) -> None:
+    """ReLU network with the spiking network's layers (dense and conv), for the same-shape baseline."""
+
+    def __init__(self, input_shape: list[int], layers: list[dict], n_actions: int) -> None:
         super().__init__()
-        layers: list[torch.nn.Module] = []
-        for a, b in zip(sizes[:-1], sizes[1:]):
-            layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
-        self.net = torch.nn.Sequential(*layers[:-1])
+        mods: list[torch.nn.Module] = []
+        shape = list(input_shape)
+        for layer in layers:
+            if layer["type"] == "conv":
+                mods += [torch.nn.Conv2d(shape[0], layer["out"], layer["kernel"], layer.get("stride", 1)), torch.nn.ReLU()]
+                k, st = layer["kernel"], layer.get("stride", 1)
+                shape = [layer["out"], (shape[1] - k) // st + 1, (shape[2] - k) // st + 1]
+            else:
+                if len(shape) == 3:
+                    mods.append(torch.nn.Flatten())
+                    shape = [shape[0] * shape[1] * shape[2]]
+                mods += [torch.nn.Linear(shape[0], layer["out"]), torch.nn.ReLU()]
+                shape = [layer["out"]]
+        mods.append(torch.nn.Linear(shape[0], n_actions))
+        self.net = torch.nn.Sequential(*mods)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -47,10 +59,11 @@ def median_ms(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
     return statistics.median(times) * 1e3
 
 
-def bench(name: str, model: torch.nn.Module, target: torch.nn.Module, x: torch.Tensor, env_id: str, repeats: int, batch: int) -> dict:
+def bench(name: str, model: torch.nn.Module, target: torch.nn.Module, x: torch.Tensor, env_id: str, repeats: int, batch: int,
+          train_freq: int) -> dict:
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     o, o2 = x[:batch], x[batch : 2 * batch]
-    a = torch.randint(0, 2, (batch,))
+    a = torch.zeros(batch, dtype=torch.long)
 
     def act() -> None:
         with torch.no_grad():
@@ -65,7 +78,9 @@ def bench(name: str, model: torch.nn.Module, target: torch.nn.Module, x: torch.T
         loss.backward()
         opt.step()
 
-    env = gym.make(env_id)
+    from dsqn.envs import make_env
+
+    env = make_env(env_id, train=True)
     env.reset(seed=0)
 
     def env_step() -> None:
@@ -74,7 +89,7 @@ def bench(name: str, model: torch.nn.Module, target: torch.nn.Module, x: torch.T
             env.reset()
 
     t_act, t_upd, t_env = median_ms(act, repeats), median_ms(update, repeats), median_ms(env_step, repeats)
-    return {"name": name, "act_ms": t_act, "update_ms": t_upd, "env_ms": t_env, "steps_per_s": 1e3 / (t_act + t_upd + t_env)}
+    return {"name": name, "act_ms": t_act, "update_ms": t_upd, "env_ms": t_env, "steps_per_s": 1e3 / (t_act + t_upd / train_freq + t_env)}
 
 
 def main() -> None:
@@ -82,18 +97,22 @@ def main() -> None:
     p.add_argument("--env-id", default="CartPole-v1")
     p.add_argument("--repeats", type=int, default=200)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--timesteps", type=int, default=0, help="T of the spiking network (0 = the config default)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    cfg = resolve(TrainConfig(env_id=args.env_id))
+    explicit = {"timesteps"} if args.timesteps else set()
+    cfg = resolve(TrainConfig(env_id=args.env_id, timesteps=args.timesteps or 8), explicit)
     snn, spec, enc = build(cfg)
     snn_t, _, _ = build(cfg)
-    x = torch.from_numpy(np.random.default_rng(0).integers(0, 40, (2 * cfg.batch_size, enc.channels)).astype(np.float32))
-    sizes = [enc.channels, *cfg.hidden, spec.n_actions]
-    ann, ann_t = AnnQNet(sizes), AnnQNet(sizes)
-    rows = [bench(f"SNN (slayer CUBA, T={spec.timesteps})", snn, snn_t, x, args.env_id, args.repeats, cfg.batch_size),
-            bench("ANN (ReLU MLP, same shape)", ann, ann_t, x, args.env_id, args.repeats, cfg.batch_size)]
-    print(f"{args.env_id}: layers {sizes}, batch {cfg.batch_size}, torch threads {args.threads}, medians of {args.repeats}")
+    hi = 256 if enc.kind == "pixels" else 40
+    x = torch.from_numpy(np.random.default_rng(0).integers(0, hi, (2 * cfg.batch_size, *spec.input_shape)).astype(np.float32))
+    sizes = [*spec.input_shape, *[layer["out"] for layer in spec.layers], spec.n_actions]
+    ann, ann_t = AnnQNet(spec.input_shape, spec.layers, spec.n_actions), AnnQNet(spec.input_shape, spec.layers, spec.n_actions)
+    rows = [bench(f"SNN (slayer CUBA, T={spec.timesteps})", snn, snn_t, x, args.env_id, args.repeats, cfg.batch_size, cfg.train_freq),
+            bench("ANN (ReLU, same layers)", ann, ann_t, x, args.env_id, args.repeats, cfg.batch_size, cfg.train_freq)]
+    print(f"{args.env_id}: layers {sizes}, batch {cfg.batch_size}, one update every {cfg.train_freq} env steps, "
+          f"torch threads {args.threads}, device cpu, medians of {args.repeats}")
     print(f"{'network':<32} {'act ms':>8} {'update ms':>10} {'env ms':>8} {'env steps/s':>12}")
     for r in rows:
         print(f"{r['name']:<32} {r['act_ms']:>8.3f} {r['update_ms']:>10.3f} {r['env_ms']:>8.4f} {r['steps_per_s']:>12.1f}")
