@@ -43,6 +43,9 @@ class TrainConfig:
     batch_size: int = 64
     learning_starts: int = 1_000
     train_freq: int = 1
+    """env steps between training rounds."""
+    gradient_steps: int = 1
+    """gradient updates per training round."""
     target_update: int = 500
     """env steps between hard target-network copies."""
     eps_start: float = 1.0

@@ -192,7 +192,7 @@ def train(cfg: TrainConfig) -> Path:
         rb.reset(obs)
     env.action_space.seed(cfg.seed + step)
     payload = encoder.encode(obs)
-    ep_return, t_start, steps_at_start = 0.0, time.time(), step
+    ep_return, t_start, steps_at_start, last_log = 0.0, time.time(), step, step
     eps_steps = max(1, int(cfg.eps_fraction * cfg.total_steps))
     try:
         from tqdm import tqdm
@@ -222,34 +222,36 @@ def train(cfg: TrainConfig) -> Path:
                 if atari:
                     rb.reset(obs)
             if step >= cfg.learning_starts and step % cfg.train_freq == 0:
-                o, a, r, o2, d = rb.sample(cfg.batch_size)
-                n = o.shape[0]
-                # One pass of the online network over (o, o2): slayer's per-step loop costs the same for 2n.
-                q_both, spikes, _ = model(torch.cat([o, o2]) if cfg.double_dqn else o, return_spikes=True)
-                q = q_both[:n]
-                with torch.no_grad():
-                    q_next_target = target(o2)
-                    if cfg.double_dqn:
-                        a2 = q_both[n:].detach().argmax(dim=1, keepdim=True)
-                        q_next = q_next_target.gather(1, a2).squeeze(1)
-                    else:
-                        q_next = q_next_target.max(dim=1).values
-                    y = r + cfg.gamma * (1.0 - d) * q_next
-                q_a = q.gather(1, a[:, None]).squeeze(1)
-                loss = F.smooth_l1_loss(q_a, y)
-                optimizer.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                if step % 250 == 0:
-                    writer.add_scalar("losses/td_loss", loss.item(), step)
-                    writer.add_scalar("losses/q_values", q_a.mean().item(), step)
-                    for i, s in enumerate(spikes):
-                        writer.add_scalar(f"spikes/rate_L{i}", s.mean().item(), step)
-                    sps = (step - steps_at_start) / max(1e-9, time.time() - t_start)
-                    writer.add_scalar("charts/SPS", sps, step)
-                    writer.add_scalar("charts/epsilon", eps, step)
-                    log.writerow([step, "td_loss", loss.item(), f"sps={sps:.1f}"])
+                for _grad_step in range(cfg.gradient_steps):
+                    o, a, r, o2, d = rb.sample(cfg.batch_size)
+                    n = o.shape[0]
+                    # One pass of the online network over (o, o2): slayer's per-step loop costs the same for 2n.
+                    q_both, spikes, _ = model(torch.cat([o, o2]) if cfg.double_dqn else o, return_spikes=True)
+                    q = q_both[:n]
+                    with torch.no_grad():
+                        q_next_target = target(o2)
+                        if cfg.double_dqn:
+                            a2 = q_both[n:].detach().argmax(dim=1, keepdim=True)
+                            q_next = q_next_target.gather(1, a2).squeeze(1)
+                        else:
+                            q_next = q_next_target.max(dim=1).values
+                        y = r + cfg.gamma * (1.0 - d) * q_next
+                    q_a = q.gather(1, a[:, None]).squeeze(1)
+                    loss = F.smooth_l1_loss(q_a, y)
+                    optimizer.zero_grad()
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                    optimizer.step()
+                    if step - last_log >= 250:
+                        last_log = step
+                        writer.add_scalar("losses/td_loss", loss.item(), step)
+                        writer.add_scalar("losses/q_values", q_a.mean().item(), step)
+                        for i, s in enumerate(spikes):
+                            writer.add_scalar(f"spikes/rate_L{i}", s.mean().item(), step)
+                        sps = (step - steps_at_start) / max(1e-9, time.time() - t_start)
+                        writer.add_scalar("charts/SPS", sps, step)
+                        writer.add_scalar("charts/epsilon", eps, step)
+                        log.writerow([step, "td_loss", loss.item(), f"sps={sps:.1f}"])
             if step % cfg.target_update == 0:
                 target.load_state_dict(model.state_dict())
             if step % cfg.eval_every == 0 or step == cfg.total_steps:
