@@ -6,13 +6,13 @@ import argparse
 import datetime
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from dsqn import __version__
 from dsqn.errors import UserError, cli_entry
+from dsqn.fileio import atomic_write_text
 
 REPORT_FORMAT = "dsqn-report"
 REPORT_VERSION = 1
@@ -20,16 +20,6 @@ REPORT_VERSION = 1
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(data, indent=2))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 @cli_entry("dsqn-deploy")
@@ -92,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         "train_final_eval": meta.get("train_final_eval", {}),
         "raster": {"inference": 0, "max_neurons": counter.RASTER_NEURONS, "layers": counter.raster or []},
     }
-    write_json_atomic(report_path, report)
+    atomic_write_text(report_path, json.dumps(report, indent=2))
     if args.html:
         from dsqn.hw_sim.report_html import write_html
 

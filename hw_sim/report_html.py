@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import html
 import json
-import os
 from pathlib import Path
 
 from dsqn.errors import UserError, cli_entry
+from dsqn.fileio import atomic_write_text
 
 COLORS = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1"]
 
@@ -135,14 +135,7 @@ of the same shape: ratio SNN/ANN-fp32 = {energy['ratio_snn_over_ann_fp32']:.2f}x
 
 
 def write_html(report: dict, path: Path) -> None:
-    page = render(report)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(page)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write_text(path, render(report))
 
 
 @cli_entry("dsqn-report")
