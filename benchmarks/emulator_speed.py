@@ -23,12 +23,11 @@ import torch
 with contextlib.redirect_stdout(io.StringIO()):
     from dsqn.deploy.closed_loop import make_policy, run_episodes
     from dsqn.deploy.lava_backend import LavaNetwork
+    from dsqn.encoding import Encoder
     from dsqn.export.exporter import export_model, network_meta
     from dsqn.hw_sim.emulator import Emulator
-    from dsqn.train.model import NetSpec, SpikingQNet
-
-    from dsqn.encoding import Encoder
     from dsqn.netfile import read_netfile
+    from dsqn.train.model import NetSpec, SpikingQNet
 
 NATURE = [{"type": "conv", "out": 32, "kernel": 8, "stride": 4}, {"type": "conv", "out": 64, "kernel": 4, "stride": 2},
           {"type": "conv", "out": 64, "kernel": 3, "stride": 1}, {"type": "dense", "out": 512}]

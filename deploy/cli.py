@@ -41,7 +41,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from dsqn.hw_sim.counters import ann_macs
     from dsqn.hw_sim.energy import energy_report, format_energy, load_profile
-
     from dsqn.netfile import read_netfile
 
     from .closed_loop import make_policy, run_episodes

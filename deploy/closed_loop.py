@@ -6,11 +6,11 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from dsqn.hw_sim.counters import Counter, WindowStitcher
 
 from dsqn.encoding import Encoder
 from dsqn.envs import check_spaces, make_env
 from dsqn.errors import UserError
+from dsqn.hw_sim.counters import Counter, WindowStitcher
 from dsqn.netfile import NetFile
 
 

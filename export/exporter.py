@@ -9,13 +9,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
-from dsqn.train.model import NetSpec, SpikingQNet
 
 from dsqn import __version__
 from dsqn.encoding import Encoder
 from dsqn.errors import UserError
 from dsqn.fixed_point import DECAY_SCALE, READOUT_VTH_MANT, WEIGHT_INT_MAX, WEIGHT_INT_MIN, WEIGHT_SCALE
 from dsqn.netfile import atomic_write_h5, read_netfile, write_meta
+from dsqn.train.model import NetSpec, SpikingQNet
 
 RESET_OFFSET = 1  # input is presented from the first step of each interval (see train/model.py)
 

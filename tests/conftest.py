@@ -13,10 +13,9 @@ import torch
 with contextlib.redirect_stdout(io.StringIO()):  # lava-dl prints optional-dependency notices on import
     import lava.lib.dl.slayer  # noqa: F401
 
+from dsqn.encoding import Encoder
 from dsqn.export.exporter import export_model, network_meta
 from dsqn.train.model import NetSpec, SpikingQNet
-
-from dsqn.encoding import Encoder
 
 
 def make_net(

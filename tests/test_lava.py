@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import export, make_net
+
 from dsqn.deploy.lava_backend import LavaNetwork
 from dsqn.hw_sim.emulator import Emulator
-
 from dsqn.netfile import read_netfile
 
 pytestmark = pytest.mark.lava

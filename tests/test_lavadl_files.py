@@ -13,7 +13,6 @@ with contextlib.redirect_stdout(io.StringIO()):
 
 from dsqn.deploy.lava_backend import LavaNetwork
 from dsqn.hw_sim.emulator import Emulator
-
 from dsqn.netfile import read_netfile
 
 pytestmark = pytest.mark.lava

@@ -1,7 +1,7 @@
 import numpy as np
-from dsqn.train.replay import FrameReplay
 
 from dsqn.envs import make_env
+from dsqn.train.replay import FrameReplay
 
 
 def test_frame_replay_rebuilds_the_env_stacks_exactly():
