@@ -17,7 +17,6 @@ the neuron update runs step by step. Sums are exact in float64 (and float32 for 
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -140,13 +139,6 @@ class Emulator:
         self.input_message_bits = input_message_bits
         self._w = [torch.from_numpy(layer.weight.astype(np.float64)) for layer in self.layers]
         self._w32 = [w.to(torch.float32) for w in self._w]
-        # Threads did not pay off on 2 cores (GIL-bound small ops); kept configurable for bigger machines.
-        self.threads = 1
-        self._pool = ThreadPoolExecutor(self.threads)
-        self.fanout = [
-            np.full(int(np.prod(layer.in_shape)), layer.n_neurons) if layer.kind == "dense" else conv_fanout(layer)
-            for layer in self.layers
-        ]
 
     @staticmethod
     def _bias(layer: Layer) -> np.ndarray | int:
@@ -217,20 +209,10 @@ class Emulator:
             resets = np.zeros(n_steps, dtype=bool)
             if reset_interval is not None:
                 resets = steps % reset_interval == (reset_offset + 1 + i) % reset_interval
-            n = layer.n_neurons
-            # Neurons are independent: big layers run in chunks on threads (numpy releases the GIL).
-            chunks = np.array_split(np.arange(n), self.threads if n * b >= 8192 else 1)
-            jobs = [(a_in[..., c[0] : c[-1] + 1], keep_u, keep_v, bias[c[0] : c[-1] + 1], vth, resets, record, capture_at)
-                    for c in chunks if len(c)]
-            parts = list(self._pool.map(lambda j: _neuron_loop(*j), jobs)) if len(jobs) > 1 else [_neuron_loop(*jobs[0])]
-            spikes = np.concatenate([p.spikes for p in parts], axis=-1)
-            us = np.concatenate([p.us for p in parts], axis=-1) if record else None
-            vs = np.concatenate([p.vs for p in parts], axis=-1) if record else None
-            u = np.concatenate([p.u for p in parts], axis=-1)
-            v = np.concatenate([p.v for p in parts], axis=-1)
-            events = sum(p.events for p in parts)
+            out = _neuron_loop(a_in, keep_u, keep_v, bias, vth, resets, record, capture_at)
+            spikes, us, vs, u, v, events = out.spikes, out.us, out.vs, out.u, out.v, out.events
             if capture_at is not None:
-                captured.append(np.concatenate([p.v_captured for p in parts], axis=-1))
+                captured.append(out.v_captured)
             traces.append(LayerTrace(spikes=np.moveaxis(spikes, 0, -1), u=None if us is None else np.moveaxis(us, 0, -1),
                                      v=None if vs is None else np.moveaxis(vs, 0, -1)))
             v_last.append(v.astype(np.int64))
