@@ -51,7 +51,7 @@ def build(path: Path, T: int, width: float = 1.0, seed: int = 0) -> Path:
 
 def emu_ms_per_step(path: Path, T: int, batch: int, repeats: int = 3) -> tuple[float, list[float]]:
     net = read_netfile(path)
-    emu = Emulator(net, 8)
+    emu = Emulator(net)
     payload = np.random.default_rng(0).integers(0, 256, (batch, 4, 84, 84))
     emu.infer(payload, T)
     times = []

@@ -10,6 +10,7 @@ import numpy as np
 from dsqn.encoding import Encoder
 from dsqn.envs import check_spaces, make_env
 from dsqn.errors import UserError
+from dsqn.fixed_point import STATE_SCALE
 from dsqn.hw_sim.counters import Counter, WindowStitcher
 from dsqn.netfile import NetFile
 
@@ -26,7 +27,7 @@ class Policy:
         self.overflow = 0
 
     def q_values(self, readout_v: np.ndarray) -> np.ndarray:
-        return self.q_scale * readout_v.astype(np.float64) / (self.T * 4096)
+        return self.q_scale * readout_v.astype(np.float64) / (self.T * STATE_SCALE)
 
     def act(self, payload: np.ndarray) -> tuple[int, np.ndarray]:
         raise NotImplementedError
@@ -40,7 +41,7 @@ class EmuPolicy(Policy):
         super().__init__(net)
         from dsqn.hw_sim.emulator import Emulator
 
-        self.emu = Emulator(net, int(self.meta["input_message_bits"]))
+        self.emu = Emulator(net)
 
     def act(self, payload: np.ndarray) -> tuple[int, np.ndarray]:
         v, windows, overflow = self.emu.infer(payload[None], self.T)

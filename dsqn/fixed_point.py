@@ -17,7 +17,6 @@ ACT_SHIFT = 6
 STATE_SCALE = 1 << 12
 # Decays are 12-bit fractions of 4096 (p_scale); Lava adds a 1-bit offset to du so iDecay=4096 works.
 DECAY_SCALE = 1 << 12
-DECAY_SHIFT = 12
 # Lava compares v > (vth << VTH_SHIFT).
 VTH_SHIFT = 6
 # u and v are 24-bit signed registers: u wraps, v saturates at +-(2**23 - 1).
@@ -41,13 +40,6 @@ def quantize_threshold(threshold: float) -> float:
     if not 1 <= mant <= VTH_MANT_MAX:
         raise ValueError(f"threshold {threshold} is outside the Loihi range (1/64 .. {VTH_MANT_MAX / 64})")
     return mant / WEIGHT_SCALE
-
-
-def decay_to_int(decay: float) -> int:
-    """Fractional decay (0..1) to the 12-bit integer slayer and netx use."""
-    if not 0.0 <= decay <= 1.0:
-        raise ValueError(f"decay {decay} must lie in [0, 1]")
-    return int(round(decay * DECAY_SCALE))
 
 
 def weight_to_int(weight: np.ndarray) -> np.ndarray:

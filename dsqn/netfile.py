@@ -97,7 +97,7 @@ def _pair(group: h5py.Group, key: str, default: int) -> tuple[int, int]:
     arr = np.asarray(group[key][()]).reshape(-1)
     if arr.size == 1:
         return int(arr[0]), int(arr[0])
-    # netx stores (y, x) pairs reversed relative to its (x, y) convention: slayer writes (H, W).
+    # slayer writes (H, W) pairs; netx reverses them to its (x, y) order when it builds the process.
     return int(arr[0]), int(arr[1])
 
 

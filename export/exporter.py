@@ -13,7 +13,7 @@ import torch
 from dsqn import __version__
 from dsqn.encoding import Encoder
 from dsqn.errors import UserError
-from dsqn.fixed_point import DECAY_SCALE, READOUT_VTH_MANT, WEIGHT_INT_MAX, WEIGHT_INT_MIN, WEIGHT_SCALE
+from dsqn.fixed_point import DECAY_SCALE, READOUT_VTH_MANT, STATE_SCALE, WEIGHT_INT_MAX, WEIGHT_INT_MIN, WEIGHT_SCALE
 from dsqn.netfile import atomic_write_h5, read_netfile, write_meta
 from dsqn.train.model import NetSpec, SpikingQNet
 
@@ -55,7 +55,7 @@ def network_meta(spec: NetSpec, encoder: Encoder, env_id: str, source_sha256: st
             "layer": spec.n_layers - 1,
             "state": "v",
             "q_scale": spec.q_scale,
-            "divisor": spec.timesteps * (1 << 12),
+            "divisor": spec.timesteps * STATE_SCALE,
             "formula": "Q = q_scale * v / (timesteps * 4096), v read after the last step of the inference",
         },
         "source_checkpoint_sha256": source_sha256,

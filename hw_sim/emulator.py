@@ -124,8 +124,6 @@ class LayerTrace:
 @dataclass
 class RunResult:
     traces: list[LayerTrace]
-    v_last: list[np.ndarray]  # per layer (B, N): state after the last step
-    u_last: list[np.ndarray]
     overflow: list[int] = field(default_factory=list)  # per layer: u wrap-arounds + v saturations
     v_captured: list[np.ndarray] = field(default_factory=list)  # per layer (B, N): v after step capture_at
 
@@ -133,10 +131,9 @@ class RunResult:
 class Emulator:
     """Runs a netx network (as read by :func:`dsqn.netfile.read_netfile`) in Loihi fixed point."""
 
-    def __init__(self, net: NetFile, input_message_bits: int = 0) -> None:
+    def __init__(self, net: NetFile) -> None:
         self.net = net
         self.layers = net.layers
-        self.input_message_bits = input_message_bits
         self._w = [torch.from_numpy(layer.weight.astype(np.float64)) for layer in self.layers]
         self._w32 = [w.to(torch.float32) for w in self._w]
 
@@ -188,7 +185,7 @@ class Emulator:
         n_steps = n_steps or given_steps
         x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(np.asarray(payload), -1, 0)))  # (S, B, C)
         traces: list[LayerTrace] = []
-        v_last, u_last, overflow, captured = [], [], [], []
+        overflow, captured = [], []
         steps = np.arange(start_step, start_step + n_steps)
         for i, layer in enumerate(self.layers):
             if i == 0 and const_steps:
@@ -210,16 +207,14 @@ class Emulator:
             if reset_interval is not None:
                 resets = steps % reset_interval == (reset_offset + 1 + i) % reset_interval
             out = _neuron_loop(a_in, keep_u, keep_v, bias, vth, resets, record, capture_at)
-            spikes, us, vs, u, v, events = out.spikes, out.us, out.vs, out.u, out.v, out.events
+            spikes, us, vs, events = out.spikes, out.us, out.vs, out.events
             if capture_at is not None:
                 captured.append(out.v_captured)
             traces.append(LayerTrace(spikes=np.moveaxis(spikes, 0, -1), u=None if us is None else np.moveaxis(us, 0, -1),
                                      v=None if vs is None else np.moveaxis(vs, 0, -1)))
-            v_last.append(v.astype(np.int64))
-            u_last.append(u.astype(np.int64))
             overflow.append(events)
             x = torch.from_numpy(spikes)
-        return RunResult(traces=traces, v_last=v_last, u_last=u_last, overflow=overflow, v_captured=captured)
+        return RunResult(traces=traces, overflow=overflow, v_captured=captured)
 
     def infer(self, payload: np.ndarray, timesteps: int) -> tuple[np.ndarray, list[np.ndarray], list[int]]:
         """Independent inferences, as a netx network with reset_interval=T runs them back to back.

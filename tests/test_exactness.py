@@ -19,7 +19,7 @@ def slayer_vs_emulator(model, payload: np.ndarray, path: Path):
     with torch.no_grad():
         q, spikes, volt = model(torch.from_numpy(payload.astype(np.float32)), return_spikes=True)
     net = read_netfile(export(model, path))
-    emu = Emulator(net, 8)
+    emu = Emulator(net)
     v, windows, overflow = emu.infer(payload, T)
     return q.numpy(), spikes, volt.numpy(), net, v, windows, overflow
 

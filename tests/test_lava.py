@@ -35,7 +35,7 @@ def test_lava_matches_emulator_at_every_step(tmp_path, kind):
     net, infs = lava_stream(path, payloads)
     T = model.spec.timesteps
     stream = np.repeat(payloads.reshape(3, -1), T, axis=0).T[None]  # (1, C, 3T)
-    res = Emulator(net, 8).run(stream, reset_interval=T, reset_offset=1, record=True)
+    res = Emulator(net).run(stream, reset_interval=T, reset_offset=1, record=True)
     active = 0
     for k, inf in enumerate(infs):
         sl = slice(k * T, (k + 1) * T)

@@ -62,7 +62,7 @@ def check(path, payload, input_shape, steps, reset_interval):  # type: ignore[no
             "reset_interval": reset_interval, "reset_offset": 0}
     with LavaNetwork(path, meta, input_shape=input_shape) as ln:
         inf = ln.infer(payload, record_state=True)
-    res = Emulator(net, 8).run(np.repeat(payload.reshape(1, -1, 1), steps, axis=-1), reset_interval=reset_interval,
+    res = Emulator(net).run(np.repeat(payload.reshape(1, -1, 1), steps, axis=-1), reset_interval=reset_interval,
                               reset_offset=0, record=True)
     active = 0
     for i in range(len(net.layers)):
