@@ -27,6 +27,10 @@ class TrainConfig:
     """LIF threshold (rounded to a multiple of 1/64); the first layer's is scaled by 2**frac_bits."""
     current_decay: float = 0.5
     voltage_decay: float = 0.5
+    tau_grad: float = 1.0
+    """width of slayer's exponential surrogate gradient, in units of 100 x threshold (slayer's TAU_RHO_MULT)."""
+    scale_grad: float = 1.0
+    """height of the surrogate gradient (times slayer's SCALE_RHO_MULT 0.1)."""
     encoding: str = "two_neuron"
     """observation encoding: two_neuron (Akl et al.) or direct."""
     frac_bits: int = 5

@@ -86,25 +86,36 @@ def greedy_action(model: SpikingQNet, payload: np.ndarray) -> int:
 
 def evaluate(model: SpikingQNet, encoder: Encoder, env_id: str, episodes: int, seed: int, epsilon: float = 0.0,
              max_steps: int = 0) -> list[float]:
-    """Returns of ``episodes`` evaluation episodes (seeds seed, seed+1, ...), epsilon-greedy."""
-    env = make_env(env_id)
+    """Returns of ``episodes`` evaluation episodes (seeds seed, seed+1, ...), epsilon-greedy.
+
+    The episodes run side by side, one batched forward pass per step for all unfinished ones (the network
+    is stateless between inferences, so this equals running them one after the other).
+    """
+    envs = [make_env(env_id) for _ in range(episodes)]
     rng = np.random.default_rng(seed)
-    returns = []
-    for ep in range(episodes):
-        obs, _ = env.reset(seed=seed + ep)
-        done, total, n = False, 0.0, 0
-        while not done and (max_steps <= 0 or n < max_steps):
-            n += 1
-            if epsilon > 0 and rng.random() < epsilon:
-                action = int(rng.integers(0, env.action_space.n))
-            else:
-                action = greedy_action(model, encoder.encode(obs))
-            obs, r, term, trunc, _ = env.step(action)
-            total += float(r)
-            done = term or trunc
-        returns.append(total)
-    env.close()
-    return returns
+    try:
+        obs = [env.reset(seed=seed + ep)[0] for ep, env in enumerate(envs)]
+        returns = [0.0] * episodes
+        steps = [0] * episodes
+        alive = list(range(episodes))
+        while alive:
+            batch = torch.from_numpy(np.stack([encoder.encode(obs[i]) for i in alive]).astype(np.float32))
+            with torch.no_grad():
+                greedy = model(batch).argmax(dim=1).tolist()
+            still = []
+            for i, a in zip(alive, greedy):
+                if epsilon > 0 and rng.random() < epsilon:
+                    a = int(rng.integers(0, envs[i].action_space.n))
+                obs[i], r, term, trunc, _ = envs[i].step(a)
+                returns[i] += float(r)
+                steps[i] += 1
+                if not (term or trunc or (max_steps > 0 and steps[i] >= max_steps)):
+                    still.append(i)
+            alive = still
+        return returns
+    finally:
+        for env in envs:
+            env.close()
 
 
 def build(cfg: TrainConfig) -> tuple[SpikingQNet, NetSpec, Encoder]:
@@ -122,6 +133,7 @@ def build(cfg: TrainConfig) -> tuple[SpikingQNet, NetSpec, Encoder]:
             input_shape=encoder.input_shape, layers=convs + [{"type": "dense", "out": h} for h in cfg.hidden],
             n_actions=int(env.action_space.n), timesteps=cfg.timesteps, threshold=cfg.threshold,
             current_decay=cfg.current_decay, voltage_decay=cfg.voltage_decay, input_unit=encoder.unit, q_scale=cfg.q_scale,
+            tau_grad=cfg.tau_grad, scale_grad=cfg.scale_grad,
         )
         model = SpikingQNet(spec)
     except ValueError as exc:
