@@ -51,7 +51,10 @@ class TrainConfig:
     gradient_steps: int = 1
     """gradient updates per training round."""
     target_update: int = 500
-    """env steps between hard target-network copies."""
+    """env steps between target-network updates."""
+    target_tau: float = 1.0
+    """target update weight (CleanRL semantics): target <- tau * online + (1 - tau) * target every target_update
+    steps; 1 = hard copy."""
     eps_start: float = 1.0
     eps_end: float = 0.02
     eps_fraction: float = 0.3
@@ -110,6 +113,8 @@ def resolve(cfg: TrainConfig, explicit: set[str] | None = None) -> TrainConfig:
     cfg = dataclasses.replace(cfg, **updates)
     if cfg.total_steps <= 0 or cfg.batch_size <= 0 or cfg.buffer_size < cfg.batch_size:
         raise UserError("total_steps, batch_size must be positive and buffer_size >= batch_size")
+    if not 0 < cfg.target_tau <= 1:
+        raise UserError(f"target_tau={cfg.target_tau} must lie in (0, 1]")
     if not 0 < cfg.gamma <= 1:
         raise UserError(f"gamma={cfg.gamma} must lie in (0, 1]")
     return cfg

@@ -118,6 +118,16 @@ def evaluate(model: SpikingQNet, encoder: Encoder, env_id: str, episodes: int, s
             env.close()
 
 
+def update_target(target: torch.nn.Module, model: torch.nn.Module, tau: float) -> None:
+    """target <- tau * model + (1 - tau) * target on the float (pre-quantization) weights; tau 1 copies."""
+    if tau >= 1.0:
+        target.load_state_dict(model.state_dict())
+        return
+    with torch.no_grad():
+        for p_t, p_o in zip(target.parameters(), model.parameters()):
+            p_t.lerp_(p_o, tau)
+
+
 def build(cfg: TrainConfig) -> tuple[SpikingQNet, NetSpec, Encoder]:
     env = make_env(cfg.env_id)
     try:
@@ -265,7 +275,7 @@ def train(cfg: TrainConfig) -> Path:
                         writer.add_scalar("charts/epsilon", eps, step)
                         log.writerow([step, "td_loss", loss.item(), f"sps={sps:.1f}"])
             if step % cfg.target_update == 0:
-                target.load_state_dict(model.state_dict())
+                update_target(target, model, cfg.target_tau)
             if step % cfg.eval_every == 0 or step == cfg.total_steps:
                 rets = evaluate(model, encoder, cfg.env_id, cfg.eval_episodes, seed=10_000_000 + step, epsilon=cfg.eval_epsilon,
                                 max_steps=cfg.eval_max_steps)
