@@ -35,7 +35,7 @@ def main() -> None:
     extra = [a for a in args.extra if a != "--"]
     exe = str(Path(sys.executable).with_name("dsqn-train"))
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    jobs = [(e, s) for e in args.envs for s in args.seeds]
+    jobs = [(e, s) for s in args.seeds for e in args.envs]
     running: list[tuple[str, int, subprocess.Popen, float, Path]] = []
     results = []
     while jobs or running:

@@ -27,16 +27,19 @@ class TrainConfig:
     """LIF threshold (rounded to a multiple of 1/64); the first layer's is scaled by 2**frac_bits."""
     current_decay: float = 0.5
     voltage_decay: float = 0.5
-    tau_grad: float = 1.0
-    """width of slayer's exponential surrogate gradient, in units of 100 x threshold (slayer's TAU_RHO_MULT)."""
-    scale_grad: float = 1.0
-    """height of the surrogate gradient (times slayer's SCALE_RHO_MULT 0.1)."""
+    tau_grad: float = 0.01
+    """width of slayer's exponential surrogate gradient in units of 100 x threshold (slayer's TAU_RHO_MULT):
+    0.01 makes it one threshold wide (slayer's default 1.0 is a hundred thresholds wide, nearly flat)."""
+    scale_grad: float = 10.0
+    """height of the surrogate gradient (times slayer's SCALE_RHO_MULT 0.1): peak 0.5 / threshold with tau_grad 0.01."""
     encoding: str = "two_neuron"
     """observation encoding: two_neuron (Akl et al.) or direct."""
-    frac_bits: int = 5
-    """graded input resolution: one normalised observation unit = 2**frac_bits payload."""
+    frac_bits: int = 6
+    """graded input resolution: one normalised observation unit = 2**frac_bits payload (8-bit payloads, so
+    two-neuron inputs saturate at 255 / 2**frac_bits normalised units)."""
     q_scale: float = 0.0
-    """Q = q_scale * readout (0 = the environment's default)."""
+    """Q = q_scale * readout (0 = the environment's default). The readout weights are 8-bit (steps of 1/32):
+    a small q_scale makes them carry Q in many steps, so small action gaps stay representable."""
     double_dqn: bool = True
     """Double DQN targets (False: vanilla DQN)."""
     lr: float = 5e-4
@@ -60,7 +63,7 @@ class TrainConfig:
     eps_fraction: float = 0.3
     """fraction of total_steps over which epsilon decays linearly."""
     max_grad_norm: float = 10.0
-    eval_every: int = 5_000
+    eval_every: int = 1_000
     """env steps between greedy evaluations (the best evaluated weights become model.pt)."""
     eval_episodes: int = 10
     final_eval_episodes: int = 20
@@ -78,10 +81,10 @@ class TrainConfig:
 
 
 ENV_DEFAULTS: dict[str, dict] = {
-    "CartPole-v1": {"total_steps": 40_000, "hidden": [64, 64], "q_scale": 16.0},
-    "Acrobot-v1": {"total_steps": 40_000, "hidden": [128, 128], "q_scale": 16.0, "target_update": 1000},
+    "CartPole-v1": {"total_steps": 30_000, "hidden": [64, 64], "q_scale": 2.0},
+    "Acrobot-v1": {"total_steps": 40_000, "hidden": [128, 128], "q_scale": 2.0, "target_update": 1000},
 }
-FALLBACK_DEFAULTS = {"total_steps": 50_000, "hidden": [64, 64], "q_scale": 16.0}
+FALLBACK_DEFAULTS = {"total_steps": 50_000, "hidden": [64, 64], "q_scale": 2.0}
 # Liu et al. 2022 (DSQN) on Atari: Nature-DQN layout, T = 64, Adam 1e-4, batch 32, replay 1M, learning
 # starts 50k, target copy every 10k, train every 4 steps, epsilon 1 -> 0.1 over 1M steps, eval at 0.05.
 ATARI_DEFAULTS = {"total_steps": 10_000_000, "hidden": [512], "q_scale": 1.0, "arch": "nature", "timesteps": 64,
