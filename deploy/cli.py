@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     report_path = Path(args.report) if args.report else path.with_name(f"{path.stem}.{args.backend}.report.json")
 
     policy = make_policy(net, args.backend)
+    print(f"running {args.episodes} episode(s) of {env_id} on backend {args.backend} (Ctrl-C stops cleanly)", flush=True)
     try:
         log = run_episodes(policy, env_id, args.episodes, args.seed, args.max_steps)
     finally:

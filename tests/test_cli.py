@@ -180,9 +180,18 @@ def test_ctrl_c_stops_lava_cleanly(tmp_path: Path, exported: Path):
     proc = subprocess.Popen([str(BIN / "dsqn-deploy"), str(exported), "--backend", "sim", "--episodes", "500",
                              "--report", str(tmp_path / "r.json")], cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True, env=ENV)
+    # Wait for the closed loop to start (imports are done: a Ctrl-C during third-party imports can be
+    # swallowed by their bare excepts), then until Lava has started its processes.
     deadline = time.time() + 120
+    seen = ""
+    while time.time() < deadline and "Ctrl-C stops cleanly" not in seen:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen += line
+    assert "Ctrl-C stops cleanly" in seen, seen[-2000:]
     while time.time() < deadline and len(lava_children_left(proc.pid)) < 3:
-        time.sleep(0.5)  # wait until Lava has started its processes
+        time.sleep(0.5)
     time.sleep(2)
     assert proc.poll() is None
     os.kill(proc.pid, signal.SIGINT)
