@@ -179,7 +179,10 @@ def test_deploy_bad_files(tmp_path: Path, exported: Path):
 def test_ctrl_c_stops_lava_cleanly(tmp_path: Path, exported: Path):
     proc = subprocess.Popen([str(BIN / "dsqn-deploy"), str(exported), "--backend", "sim", "--episodes", "500",
                              "--report", str(tmp_path / "r.json")], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True, env=ENV)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, env=ENV,
+                            # A job started with '&' by a non-interactive shell (as CI may run us) ignores SIGINT,
+                            # and ignored signals stay ignored across exec: give the child the default back.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # Wait for the closed loop to start (imports are done: a Ctrl-C during third-party imports can be
     # swallowed by their bare excepts), then until Lava has started its processes.
     deadline = time.time() + 120
