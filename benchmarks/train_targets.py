@@ -36,7 +36,7 @@ def main() -> None:
     exe = str(Path(sys.executable).with_name("dsqn-train"))
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     jobs = [(e, s) for s in args.seeds for e in args.envs]
-    running: list[tuple[str, int, subprocess.Popen, float, Path]] = []
+    running: list[tuple[str, int, subprocess.Popen, float, Path, object]] = []
     results = []
     while jobs or running:
         while jobs and len(running) < args.parallel:
@@ -45,13 +45,14 @@ def main() -> None:
             cmd = [exe, "--env-id", e, "--seed", str(s), "--out", str(out), "--no-progress", *extra]
             out.mkdir(parents=True, exist_ok=True)
             log = open(out / "train.log", "w")
-            running.append((e, s, subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), time.time(), out))
+            running.append((e, s, subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), time.time(), out, log))
         time.sleep(2)
         for job in list(running):
-            e, s, proc, t0, out = job
+            e, s, proc, t0, out, log = job
             if proc.poll() is None:
                 continue
             running.remove(job)
+            log.close()
             minutes = (time.time() - t0) / 60
             if proc.returncode != 0:
                 print(f"{e} seed {s}: dsqn-train failed (exit {proc.returncode}), see {out / 'train.log'}", flush=True)

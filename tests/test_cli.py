@@ -183,8 +183,7 @@ def test_ctrl_c_stops_lava_cleanly(tmp_path: Path, exported: Path):
                             # A job started with '&' by a non-interactive shell (as CI may run us) ignores SIGINT,
                             # and ignored signals stay ignored across exec: give the child the default back.
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    # Wait for the closed loop to start (imports are done: a Ctrl-C during third-party imports can be
-    # swallowed by their bare excepts), then until Lava has started its processes.
+    # Wait for the closed loop to start, then until Lava has started its processes.
     deadline = time.time() + 120
     seen = ""
     while time.time() < deadline and "Ctrl-C stops cleanly" not in seen:
