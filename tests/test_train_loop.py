@@ -62,3 +62,34 @@ def test_eval_is_deterministic_for_a_seed():
     a = evaluate(model, encoder, "CartPole-v1", 2, seed=11, epsilon=0.5, max_steps=30)
     b = evaluate(model, encoder, "CartPole-v1", 2, seed=11, epsilon=0.5, max_steps=30)
     assert a == b and np.all(np.array(a) > 0)
+
+
+def test_n_step_returns_match_hand_computed_targets():
+    from dsqn.train.dqn import NStepReturns
+
+    g = 0.9
+    acc = NStepReturns(3, g)
+    o = [np.full(2, i) for i in range(6)]
+    out = []
+    for t in range(4):  # four steps, the 4th terminates
+        out += acc.push(o[t], t, float(t + 1), o[t + 1], term=(t == 3), trunc=False)
+    assert [tr[1] for tr in out] == [0, 1, 2, 3]
+    assert out[0][2] == pytest.approx(1 + g * 2 + g * g * 3) and out[0][5] == pytest.approx(g**3)
+    assert (out[0][3] == o[3]).all() and out[0][4] is False
+    # at termination the pending transitions flush with shorter horizons, all ending in the terminal state
+    assert out[1][2] == pytest.approx(2 + g * 3 + g * g * 4) and out[1][4] is True
+    assert out[2][2] == pytest.approx(3 + g * 4) and out[2][5] == pytest.approx(g**2)
+    assert out[3][2] == pytest.approx(4.0) and out[3][5] == pytest.approx(g)
+    assert all((tr[3] == o[4]).all() for tr in out[1:])
+    # truncation flushes too but keeps bootstrapping
+    trunc = acc.push(o[0], 0, 1.0, o[1], term=False, trunc=True)
+    assert len(trunc) == 1 and trunc[0][4] is False and trunc[0][5] == pytest.approx(g)
+    one = NStepReturns(1, g).push(o[0], 1, 5.0, o[1], False, False)
+    assert len(one) == 1 and one[0][2] == 5.0 and one[0][5] == pytest.approx(g)
+
+
+def test_n_step_is_validated():
+    with pytest.raises(UserError, match="n_step"):
+        resolve(TrainConfig(n_step=0))
+    with pytest.raises(UserError, match="n_step"):
+        resolve(TrainConfig(env_id="Breakout", n_step=3))

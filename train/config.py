@@ -34,6 +34,9 @@ class TrainConfig:
     """height of the surrogate gradient (times slayer's SCALE_RHO_MULT 0.1): peak 0.5 / threshold with tau_grad 0.01."""
     encoding: str = "two_neuron"
     """observation encoding: two_neuron (Akl et al.) or direct."""
+    obs_scale: list[float] = field(default_factory=list)
+    """per-component divisors that normalise the observation before encoding (empty = the environment's
+    default in dsqn.envs.OBS_SCALES); smaller divisors give small values more payload levels."""
     frac_bits: int = 6
     """graded input resolution: one normalised observation unit = 2**frac_bits payload (8-bit payloads, so
     two-neuron inputs saturate at 255 / 2**frac_bits normalised units)."""
@@ -43,9 +46,14 @@ class TrainConfig:
     double_dqn: bool = True
     """Double DQN targets (False: vanilla DQN)."""
     lr: float = 5e-4
+    bias_lr_mult: float = 100.0
+    """learning-rate multiplier of the readout bias (it must carry Q's constant part, ~r/(1-gamma), so that
+    hidden neurons need not; see make_optimizer)."""
     lr_final: float = 0.0
     """learning rate at total_steps, annealed linearly from lr (0 = constant lr)."""
     gamma: float = 0.99
+    n_step: int = 1
+    """n-step returns: targets sum n discounted rewards before bootstrapping (1 = plain DQN; vector envs only)."""
     buffer_size: int = 50_000
     batch_size: int = 64
     learning_starts: int = 1_000
@@ -118,6 +126,10 @@ def resolve(cfg: TrainConfig, explicit: set[str] | None = None) -> TrainConfig:
         raise UserError("total_steps, batch_size must be positive and buffer_size >= batch_size")
     if not 0 < cfg.target_tau <= 1:
         raise UserError(f"target_tau={cfg.target_tau} must lie in (0, 1]")
+    if cfg.bias_lr_mult <= 0:
+        raise UserError(f"bias_lr_mult={cfg.bias_lr_mult} must be positive")
+    if cfg.n_step < 1 or (atari and cfg.n_step != 1):
+        raise UserError(f"n_step={cfg.n_step}: must be >= 1, and 1 for Atari (the frame store keeps 1-step transitions)")
     if not 0 < cfg.gamma <= 1:
         raise UserError(f"gamma={cfg.gamma} must lie in (0, 1]")
     return cfg
@@ -148,6 +160,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, set[str]]:
             parser.add_argument(name, action=argparse.BooleanOptionalAction, default=default, help=help_)
         elif f.name == "hidden":
             parser.add_argument(name, type=int, nargs="+", default=default, help=help_)
+        elif f.name == "obs_scale":
+            parser.add_argument(name, type=float, nargs="+", default=default, help=help_)
         else:
             typ = {"int": int, "float": float, "str": str}[str(f.type)]
             parser.add_argument(name, type=typ, default=default, help=help_)

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import random
 import time
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -41,15 +42,18 @@ class ReplayBuffer:
         self.actions = np.zeros(capacity, dtype=np.int64)
         self.rewards = np.zeros(capacity, dtype=np.float32)
         self.dones = np.zeros(capacity, dtype=np.float32)
+        self.discounts = np.zeros(capacity, dtype=np.float32)
         self.capacity, self.pos, self.full = capacity, 0, False
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
         return self.capacity if self.full else self.pos
 
-    def add(self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray, done: bool) -> None:
+    def add(self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray, done: bool, discount: float) -> None:
+        """``reward`` is the (n-step) discounted return up to ``next_obs``; ``discount`` = gamma**n multiplies its value."""
         i = self.pos
         self.obs[i], self.next_obs[i], self.actions[i], self.rewards[i], self.dones[i] = obs, next_obs, action, reward, done
+        self.discounts[i] = discount
         self.pos = (self.pos + 1) % self.capacity
         self.full = self.full or self.pos == 0
 
@@ -61,6 +65,7 @@ class ReplayBuffer:
             torch.from_numpy(self.rewards[idx]),
             torch.from_numpy(self.next_obs[idx].astype(np.float32)),
             torch.from_numpy(self.dones[idx]),
+            torch.from_numpy(self.discounts[idx]),
         )
 
     def state(self) -> dict:
@@ -68,14 +73,41 @@ class ReplayBuffer:
         return {
             "obs": torch.from_numpy(self.obs[:n].copy()), "next_obs": torch.from_numpy(self.next_obs[:n].copy()),
             "actions": torch.from_numpy(self.actions[:n].copy()), "rewards": torch.from_numpy(self.rewards[:n].copy()),
-            "dones": torch.from_numpy(self.dones[:n].copy()), "pos": self.pos, "full": self.full,
+            "dones": torch.from_numpy(self.dones[:n].copy()), "discounts": torch.from_numpy(self.discounts[:n].copy()),
+            "pos": self.pos, "full": self.full,
         }
 
-    def load(self, st: dict) -> None:
+    def load(self, st: dict, gamma: float) -> None:
         n = st["obs"].shape[0]
         self.obs[:n], self.next_obs[:n] = st["obs"].numpy(), st["next_obs"].numpy()
         self.actions[:n], self.rewards[:n], self.dones[:n] = st["actions"].numpy(), st["rewards"].numpy(), st["dones"].numpy()
+        self.discounts[:n] = st["discounts"].numpy() if "discounts" in st else gamma  # format-1 checkpoints were 1-step
         self.pos, self.full = int(st["pos"]), bool(st["full"])
+
+
+class NStepReturns:
+    """Turns the stream of 1-step transitions into n-step ones (o_t, a_t, sum_k gamma^k r_{t+k}, o_{t+m}, done, gamma^m),
+    m = n, or fewer at the end of an episode; a truncated episode bootstraps from its last observation."""
+
+    def __init__(self, n: int, gamma: float) -> None:
+        self.n, self.gamma = n, gamma
+        self.pending: deque[tuple[np.ndarray, int, float]] = deque()
+
+    def push(self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray, term: bool, trunc: bool) -> list[tuple]:
+        self.pending.append((obs, action, reward))
+        out = []
+        if term or trunc:
+            while self.pending:
+                out.append(self._pop(next_obs, term))
+        elif len(self.pending) == self.n:
+            out.append(self._pop(next_obs, False))
+        return out
+
+    def _pop(self, next_obs: np.ndarray, term: bool) -> tuple:
+        ret = sum(self.gamma**k * r for k, (_, _, r) in enumerate(self.pending))
+        m = len(self.pending)
+        obs, action, _ = self.pending.popleft()
+        return obs, action, float(ret), next_obs, term, self.gamma**m
 
 
 def greedy_action(model: SpikingQNet, payload: np.ndarray) -> int:
@@ -128,13 +160,29 @@ def update_target(target: torch.nn.Module, model: torch.nn.Module, tau: float) -
             p_t.lerp_(p_o, tau)
 
 
+def make_optimizer(model: SpikingQNet, cfg: TrainConfig) -> torch.optim.Adam:
+    """Adam; the readout bias learns ``bias_lr_mult`` times faster than the weights.
+
+    Adam moves every parameter by about lr per step, whatever its gradient. One bias per action shifts Q
+    by q_scale * (T - L) / T per unit, while the readout's N weights shift it together by about
+    q_scale * N * rate: at equal learning rates the network builds Q's large constant part (about
+    r / (1 - gamma)) from hidden neurons held at constant rates, which then carry no information about
+    the state. Measured on Acrobot: 120 of 128 second-layer neurons ended with one rate for every state.
+    """
+    bias = [model.readout_bias]
+    rest = [p for p in model.parameters() if p is not model.readout_bias]
+    return torch.optim.Adam([{"params": rest, "lr_mult": 1.0}, {"params": bias, "lr": cfg.lr * cfg.bias_lr_mult,
+                                                                "lr_mult": cfg.bias_lr_mult}], lr=cfg.lr)
+
+
 def build(cfg: TrainConfig) -> tuple[SpikingQNet, NetSpec, Encoder]:
     env = make_env(cfg.env_id)
     try:
         if atari_game(cfg.env_id) is not None:
             encoder = Encoder(kind="pixels", obs_scale=(255.0,), obs_shape=tuple(env.observation_space.shape))
         else:
-            encoder = Encoder(kind=cfg.encoding, obs_scale=obs_scale_for(cfg.env_id, env), frac_bits=cfg.frac_bits)
+            scale = tuple(float(v) for v in cfg.obs_scale) or obs_scale_for(cfg.env_id, env)
+            encoder = Encoder(kind=cfg.encoding, obs_scale=scale, frac_bits=cfg.frac_bits)
         check_spaces(env, encoder.env_obs_shape, int(env.action_space.n), cfg.env_id)
         if cfg.arch not in ("mlp", "nature"):
             raise ValueError(f"unknown arch {cfg.arch!r} (mlp, nature)")
@@ -171,7 +219,7 @@ def train(cfg: TrainConfig) -> Path:
     target, _, _ = build(cfg)
     target.load_state_dict(model.state_dict())
     best_state = {k: v.clone() for k, v in model.state_dict().items()}
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    optimizer = make_optimizer(model, cfg)
     atari = atari_game(cfg.env_id) is not None
     rb: ReplayBuffer | FrameReplay
     if atari:
@@ -183,9 +231,12 @@ def train(cfg: TrainConfig) -> Path:
         model.load_state_dict(start_state["last_model"])
         target.load_state_dict(start_state["target_model"])
         best_state = start_state["model"]
-        optimizer.load_state_dict(start_state["optimizer"])
+        try:
+            optimizer.load_state_dict(start_state["optimizer"])
+        except ValueError as exc:
+            raise UserError(f"{cfg.resume}: its optimizer state does not fit this dsqn-train ({exc}); cannot resume") from None
         if isinstance(rb, ReplayBuffer):
-            rb.load(start_state["replay"])  # the Atari frame store is not checkpointed (7 GB); it refills
+            rb.load(start_state["replay"], cfg.gamma)  # the Atari frame store is not checkpointed (7 GB); it refills
         step, episode = int(start_state["step"]), int(start_state["episode"])
         best_eval = float(start_state["best_eval"])
         evals = json.loads(start_state["evals_json"])
@@ -216,6 +267,7 @@ def train(cfg: TrainConfig) -> Path:
     payload = encoder.encode(obs)
     ep_return, t_start, steps_at_start, last_log = 0.0, time.time(), step, step
     eps_steps = max(1, int(cfg.eps_fraction * cfg.total_steps))
+    nstep = NStepReturns(cfg.n_step, cfg.gamma)  # a resumed run starts its first episode afresh, so none is pending
     try:
         from tqdm import tqdm
 
@@ -224,14 +276,15 @@ def train(cfg: TrainConfig) -> Path:
             eps = max(cfg.eps_end, cfg.eps_start - (cfg.eps_start - cfg.eps_end) * step / eps_steps)
             if cfg.lr_final > 0:
                 for group in optimizer.param_groups:
-                    group["lr"] = cfg.lr + (cfg.lr_final - cfg.lr) * step / cfg.total_steps
+                    group["lr"] = (cfg.lr + (cfg.lr_final - cfg.lr) * step / cfg.total_steps) * group["lr_mult"]
             action = env.action_space.sample() if random.random() < eps else greedy_action(model, payload)
             next_obs, reward, term, trunc, _ = env.step(action)
             next_payload = encoder.encode(next_obs)
             if atari:  # reward clipping in training only
                 rb.add(action, float(np.sign(reward)), next_obs, bool(term))
             else:
-                rb.add(payload, action, float(reward), next_payload, bool(term))
+                for tr in nstep.push(payload, action, float(reward), next_payload, bool(term), bool(trunc)):
+                    rb.add(*tr)
             payload, ep_return, step = next_payload, ep_return + float(reward), step + 1
             bar.update(1)
             if term or trunc:
@@ -245,7 +298,8 @@ def train(cfg: TrainConfig) -> Path:
                     rb.reset(obs)
             if step >= cfg.learning_starts and step % cfg.train_freq == 0:
                 for _grad_step in range(cfg.gradient_steps):
-                    o, a, r, o2, d = rb.sample(cfg.batch_size)
+                    o, a, r, o2, d, *rest = rb.sample(cfg.batch_size)
+                    discount = rest[0] if rest else torch.full_like(r, cfg.gamma)
                     n = o.shape[0]
                     # One pass of the online network over (o, o2): slayer's per-step loop costs the same for 2n.
                     q_both, spikes, _ = model(torch.cat([o, o2]) if cfg.double_dqn else o, return_spikes=True)
@@ -257,7 +311,7 @@ def train(cfg: TrainConfig) -> Path:
                             q_next = q_next_target.gather(1, a2).squeeze(1)
                         else:
                             q_next = q_next_target.max(dim=1).values
-                        y = r + cfg.gamma * (1.0 - d) * q_next
+                        y = r + discount * (1.0 - d) * q_next
                     q_a = q.gather(1, a[:, None]).squeeze(1)
                     loss = F.smooth_l1_loss(q_a, y)
                     optimizer.zero_grad()
