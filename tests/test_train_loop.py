@@ -93,3 +93,30 @@ def test_n_step_is_validated():
         resolve(TrainConfig(n_step=0))
     with pytest.raises(UserError, match="n_step"):
         resolve(TrainConfig(env_id="Breakout", n_step=3))
+
+
+def test_shift_q_moves_every_q_value_through_the_quantized_readout_bias():
+    torch.manual_seed(0)
+    model, spec, _ = build(resolve(TrainConfig(hidden=[8, 8], q_scale=4.0)))
+    x = torch.randint(0, 64, (5, *spec.input_shape)).float()
+    with torch.no_grad():
+        q0 = model(x)
+        model.shift_q(-37.3)
+        q1 = model(x)
+    step = 4.0 * (spec.timesteps - spec.n_layers) / spec.timesteps / 64  # Q per bias mantissa unit
+    assert torch.allclose(q1 - q0, torch.full_like(q0, -37.3), atol=step / 2 + 1e-5)
+    with torch.no_grad():
+        model.shift_q(-1e6)  # clamped to the 13-bit bias mantissa, so the export stays representable
+    assert model.readout_bias.min().item() == -4096 / 64
+
+
+def test_env_defaults_yield_to_explicit_values():
+    from dsqn.train.config import ENV_DEFAULTS, parse_args
+
+    acro = ENV_DEFAULTS["Acrobot-v1"]
+    cfg = resolve(*parse_args(["--env-id", "Acrobot-v1"]))
+    assert all(getattr(cfg, k) == v for k, v in acro.items())
+    cfg = resolve(*parse_args(["--env-id", "Acrobot-v1", "--target-update", "500", "--q-init", "zero"]))
+    assert cfg.target_update == 500 and cfg.q_init == "zero"
+    with pytest.raises(UserError, match="q_init"):
+        resolve(TrainConfig(q_init="mean"))

@@ -43,10 +43,21 @@ class TrainConfig:
     q_scale: float = 0.0
     """Q = q_scale * readout (0 = the environment's default). The readout weights are 8-bit (steps of 1/32):
     a small q_scale makes them carry Q in many steps, so small action gaps stay representable."""
+    q_init: str = "zero"
+    """'reward': before the first update, shift Q (through the readout bias) to mean(reward) / (1 - gamma), the
+    fixed point of the targets where no episode ends; with -1 per step (Acrobot) Q otherwise drifts down by
+    about one per target update for the whole run and drives hidden neurons to constant rates. 'zero': leave
+    the initial Q as it is."""
+    rate_floor: float = 0.0
+    """lowest batch-mean firing rate a hidden neuron may have before ``rate_reg`` pulls it up (0 = off). While
+    Q is nearly flat (Acrobot before its goal is found) the TD loss silences hidden neurons for good; this
+    keeps them alive."""
+    rate_reg: float = 0.1
+    """weight of the rate-floor term: rate_reg * mean over hidden neurons of max(0, rate_floor - rate)."""
     double_dqn: bool = True
     """Double DQN targets (False: vanilla DQN)."""
     lr: float = 5e-4
-    bias_lr_mult: float = 100.0
+    bias_lr_mult: float = 1.0
     """learning-rate multiplier of the readout bias (it must carry Q's constant part, ~r/(1-gamma), so that
     hidden neurons need not; see make_optimizer)."""
     lr_final: float = 0.0
@@ -88,6 +99,7 @@ class TrainConfig:
     """'mlp' (hidden dense layers) or 'nature' (Nature-DQN convs + the last hidden width); '' = by env."""
 
 
+FIELD_DEFAULTS = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory()) for f in fields(TrainConfig)}  # type: ignore[misc]
 ENV_DEFAULTS: dict[str, dict] = {
     "CartPole-v1": {"total_steps": 30_000, "hidden": [64, 64], "q_scale": 2.0},
     "Acrobot-v1": {"total_steps": 40_000, "hidden": [128, 128], "q_scale": 2.0, "target_update": 1000},
@@ -114,7 +126,7 @@ def resolve(cfg: TrainConfig, explicit: set[str] | None = None) -> TrainConfig:
         cur = getattr(cfg, key)
         if key in explicit:
             continue
-        if atari or cur in (0, 0.0, [], "") or (key == "target_update" and cur == TrainConfig.target_update):
+        if atari or cur in (0, 0.0, [], "") or cur == FIELD_DEFAULTS[key]:  # an unchanged default yields to the env's
             updates[key] = val
     if not atari and "arch" not in explicit and not cfg.arch:
         updates["arch"] = "mlp"
@@ -126,6 +138,10 @@ def resolve(cfg: TrainConfig, explicit: set[str] | None = None) -> TrainConfig:
         raise UserError("total_steps, batch_size must be positive and buffer_size >= batch_size")
     if not 0 < cfg.target_tau <= 1:
         raise UserError(f"target_tau={cfg.target_tau} must lie in (0, 1]")
+    if not 0 <= cfg.rate_floor < 1 or cfg.rate_reg < 0:
+        raise UserError(f"rate_floor={cfg.rate_floor} must lie in [0, 1) and rate_reg={cfg.rate_reg} be >= 0")
+    if cfg.q_init not in ("zero", "reward"):
+        raise UserError(f"q_init={cfg.q_init!r}: expected 'zero' or 'reward'")
     if cfg.bias_lr_mult <= 0:
         raise UserError(f"bias_lr_mult={cfg.bias_lr_mult} must be positive")
     if cfg.n_step < 1 or (atari and cfg.n_step != 1):

@@ -160,6 +160,12 @@ def update_target(target: torch.nn.Module, model: torch.nn.Module, tau: float) -
             p_t.lerp_(p_o, tau)
 
 
+def rate_floor_penalty(spikes: list[torch.Tensor], n: int, floor: float) -> torch.Tensor:
+    """Mean over hidden neurons of max(0, floor - rate), rates averaged over time and the first n samples."""
+    terms = [F.relu(floor - s[:n].mean(-1).mean(0)).mean() for s in spikes]
+    return torch.stack(terms).mean()
+
+
 def make_optimizer(model: SpikingQNet, cfg: TrainConfig) -> torch.optim.Adam:
     """Adam; the readout bias learns ``bias_lr_mult`` times faster than the weights.
 
@@ -265,7 +271,8 @@ def train(cfg: TrainConfig) -> Path:
         rb.reset(obs)
     env.action_space.seed(cfg.seed + step)
     payload = encoder.encode(obs)
-    ep_return, t_start, steps_at_start, last_log = 0.0, time.time(), step, step
+    ep_return, t_start, steps_at_start, last_log, reward_sum = 0.0, time.time(), step, step, 0.0
+    q_initialised = cfg.q_init != "reward" or start_state is not None or cfg.gamma >= 1
     eps_steps = max(1, int(cfg.eps_fraction * cfg.total_steps))
     nstep = NStepReturns(cfg.n_step, cfg.gamma)  # a resumed run starts its first episode afresh, so none is pending
     try:
@@ -286,6 +293,7 @@ def train(cfg: TrainConfig) -> Path:
                 for tr in nstep.push(payload, action, float(reward), next_payload, bool(term), bool(trunc)):
                     rb.add(*tr)
             payload, ep_return, step = next_payload, ep_return + float(reward), step + 1
+            reward_sum += float(np.sign(reward)) if atari else float(reward)
             bar.update(1)
             if term or trunc:
                 writer.add_scalar("charts/episodic_return", ep_return, step)
@@ -296,6 +304,12 @@ def train(cfg: TrainConfig) -> Path:
                 payload, ep_return = encoder.encode(obs), 0.0
                 if atari:
                     rb.reset(obs)
+            if not q_initialised and step >= cfg.learning_starts and len(rb) > 0:
+                q_initialised = True
+                o = rb.sample(cfg.batch_size)[0]
+                with torch.no_grad():
+                    model.shift_q(reward_sum / max(1, step) / (1 - cfg.gamma) - model(o).mean().item())
+                target.load_state_dict(model.state_dict())
             if step >= cfg.learning_starts and step % cfg.train_freq == 0:
                 for _grad_step in range(cfg.gradient_steps):
                     o, a, r, o2, d, *rest = rb.sample(cfg.batch_size)
@@ -314,6 +328,8 @@ def train(cfg: TrainConfig) -> Path:
                         y = r + discount * (1.0 - d) * q_next
                     q_a = q.gather(1, a[:, None]).squeeze(1)
                     loss = F.smooth_l1_loss(q_a, y)
+                    if cfg.rate_floor > 0:
+                        loss = loss + cfg.rate_reg * rate_floor_penalty(spikes, n, cfg.rate_floor)
                     optimizer.zero_grad()
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -323,7 +339,11 @@ def train(cfg: TrainConfig) -> Path:
                         writer.add_scalar("losses/td_loss", loss.item(), step)
                         writer.add_scalar("losses/q_values", q_a.mean().item(), step)
                         for i, s in enumerate(spikes):
-                            writer.add_scalar(f"spikes/rate_L{i}", s.mean().item(), step)
+                            rates = s[:n].mean(-1).flatten(1)  # (batch, neurons)
+                            writer.add_scalar(f"spikes/rate_L{i}", rates.mean().item(), step)
+                            # neurons with one rate for every state in the batch carry no information
+                            writer.add_scalar(f"spikes/constant_frac_L{i}", (rates.std(0) == 0).float().mean().item(), step)
+                        writer.add_scalar("readout/bias_mean", model.quantized_bias().mean().item(), step)
                         sps = (step - steps_at_start) / max(1e-9, time.time() - t_start)
                         writer.add_scalar("charts/SPS", sps, step)
                         writer.add_scalar("charts/epsilon", eps, step)

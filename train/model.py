@@ -140,6 +140,12 @@ class SpikingQNet(torch.nn.Module):
         bq = torch.clamp(torch.round(b), BIAS_MANT_MIN, BIAS_MANT_MAX)
         return (b + (bq - b).detach()) / WEIGHT_SCALE
 
+    def shift_q(self, delta: float) -> None:
+        """Add ``delta`` to every Q value through the readout bias (clamped to the bias mantissa range)."""
+        per_unit = self.spec.q_scale * (self.spec.timesteps - self.spec.n_layers) / self.spec.timesteps
+        with torch.no_grad():
+            self.readout_bias.add_(delta / per_unit).clamp_(BIAS_MANT_MIN / WEIGHT_SCALE, BIAS_MANT_MAX / WEIGHT_SCALE)
+
     def forward(self, payload: torch.Tensor, return_spikes: bool = False):
         """payload: (B, *input_shape) integer payloads (as float). Returns Q (B, A) [and spike trains]."""
         T = self.spec.timesteps
