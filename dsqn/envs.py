@@ -10,7 +10,10 @@ from dsqn.errors import UserError
 # Divisors that bring each observation component to about [-1, 1] (two-neuron encoding input).
 OBS_SCALES: dict[str, tuple[float, ...]] = {
     "CartPole-v1": (2.4, 3.0, 0.21, 3.0),
-    "Acrobot-v1": (1.0, 1.0, 1.0, 1.0, 4.0 * np.pi, 9.0 * np.pi),
+    # Acrobot's velocities span +-4pi and +-9pi, but the start and the swing-up live at a few rad/s: dividing by
+    # pi and 2pi gives 0.05 rad/s per payload level (saturating above 4pi / 8pi); by 4pi and 9pi the start
+    # state's velocities all encoded as 0 and no network (SNN or ANN) learned to leave it.
+    "Acrobot-v1": (1.0, 1.0, 1.0, 1.0, np.pi, 2.0 * np.pi),
     "MountainCar-v0": (1.2, 0.07),
     "LunarLander-v3": (1.0, 1.0, 2.0, 2.0, 1.0, 2.0, 1.0, 1.0),
 }

@@ -19,7 +19,7 @@ from dsqn.envs import atari_game, check_spaces, human_normalized, make_env, obs_
 from dsqn.errors import UserError
 
 from .checkpoint import file_sha256, load_checkpoint, save_checkpoint
-from .config import TrainConfig
+from .config import FIELD_DEFAULTS, TrainConfig
 from .model import NetSpec, SpikingQNet
 from .replay import FrameReplay
 
@@ -160,25 +160,8 @@ def update_target(target: torch.nn.Module, model: torch.nn.Module, tau: float) -
             p_t.lerp_(p_o, tau)
 
 
-def rate_floor_penalty(spikes: list[torch.Tensor], n: int, floor: float) -> torch.Tensor:
-    """Mean over hidden neurons of max(0, floor - rate), rates averaged over time and the first n samples."""
-    terms = [F.relu(floor - s[:n].mean(-1).mean(0)).mean() for s in spikes]
-    return torch.stack(terms).mean()
-
-
-def make_optimizer(model: SpikingQNet, cfg: TrainConfig) -> torch.optim.Adam:
-    """Adam; the readout bias learns ``bias_lr_mult`` times faster than the weights.
-
-    Adam moves every parameter by about lr per step, whatever its gradient. One bias per action shifts Q
-    by q_scale * (T - L) / T per unit, while the readout's N weights shift it together by about
-    q_scale * N * rate: at equal learning rates the network builds Q's large constant part (about
-    r / (1 - gamma)) from hidden neurons held at constant rates, which then carry no information about
-    the state. Measured on Acrobot: 120 of 128 second-layer neurons ended with one rate for every state.
-    """
-    bias = [model.readout_bias]
-    rest = [p for p in model.parameters() if p is not model.readout_bias]
-    return torch.optim.Adam([{"params": rest, "lr_mult": 1.0}, {"params": bias, "lr": cfg.lr * cfg.bias_lr_mult,
-                                                                "lr_mult": cfg.bias_lr_mult}], lr=cfg.lr)
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam:
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
 
 
 def build(cfg: TrainConfig) -> tuple[SpikingQNet, NetSpec, Encoder]:
@@ -214,7 +197,11 @@ def train(cfg: TrainConfig) -> Path:
     start_state: dict | None = None
     if cfg.resume:
         ckpt = load_checkpoint(cfg.resume)
-        saved = TrainConfig(**json.loads(ckpt["config_json"]))
+        saved_kw = json.loads(ckpt["config_json"])
+        unknown = sorted(set(saved_kw) - set(FIELD_DEFAULTS))
+        if unknown:
+            raise UserError(f"{cfg.resume}: its config has fields this dsqn-train does not know ({', '.join(unknown)}); cannot resume")
+        saved = TrainConfig(**saved_kw)
         cfg = dataclasses.replace(saved, total_steps=max(cfg.total_steps, saved.total_steps), resume=cfg.resume, progress=cfg.progress)
         start_state = ckpt
     seed_everything(cfg.seed)
@@ -283,7 +270,7 @@ def train(cfg: TrainConfig) -> Path:
             eps = max(cfg.eps_end, cfg.eps_start - (cfg.eps_start - cfg.eps_end) * step / eps_steps)
             if cfg.lr_final > 0:
                 for group in optimizer.param_groups:
-                    group["lr"] = (cfg.lr + (cfg.lr_final - cfg.lr) * step / cfg.total_steps) * group["lr_mult"]
+                    group["lr"] = (cfg.lr + (cfg.lr_final - cfg.lr) * step / cfg.total_steps)
             action = env.action_space.sample() if random.random() < eps else greedy_action(model, payload)
             next_obs, reward, term, trunc, _ = env.step(action)
             next_payload = encoder.encode(next_obs)
@@ -328,8 +315,6 @@ def train(cfg: TrainConfig) -> Path:
                         y = r + discount * (1.0 - d) * q_next
                     q_a = q.gather(1, a[:, None]).squeeze(1)
                     loss = F.smooth_l1_loss(q_a, y)
-                    if cfg.rate_floor > 0:
-                        loss = loss + cfg.rate_reg * rate_floor_penalty(spikes, n, cfg.rate_floor)
                     optimizer.zero_grad()
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
