@@ -120,3 +120,28 @@ def test_env_defaults_yield_to_explicit_values():
     assert cfg.target_update == 500 and cfg.q_init == "zero"
     with pytest.raises(UserError, match="q_init"):
         resolve(TrainConfig(q_init="mean"))
+
+
+@pytest.mark.parametrize("q_init,expected", [("reward", -100.0), ("zero", 0.0)])
+def test_q_init_reward_starts_q_at_the_no_goal_fixed_point(tmp_path, q_init, expected):
+    """Acrobot pays -1 per step: 'reward' starts Q at -1 / (1 - gamma) = -100 before the first update."""
+    from dsqn.train.checkpoint import load_checkpoint
+    from dsqn.train.dqn import train
+
+    cfg = resolve(TrainConfig(env_id="Acrobot-v1", hidden=[8, 8], total_steps=130, learning_starts=100, q_init=q_init,
+                              eval_every=10_000, eval_episodes=1, final_eval_episodes=1, eval_max_steps=3,
+                              checkpoint_every=10_000, out=str(tmp_path), progress=False), {"q_init"})
+    assert cfg.q_scale == 4.0 and cfg.n_step == 3  # Acrobot's defaults still fill the rest
+    ckpt = load_checkpoint(train(cfg))
+    model, _, _ = build(cfg)
+    model.load_state_dict(ckpt["last_model"])
+    with torch.no_grad():
+        q = model(ckpt["replay"]["obs"].float())
+    assert abs(q.mean().item() - expected) < 3.0
+
+
+def test_obs_scale_of_the_wrong_length_is_a_user_error():
+    with pytest.raises(UserError, match="obs-scale has 2 values"):
+        build(resolve(TrainConfig(env_id="CartPole-v1", obs_scale=[1.0, 2.0])))
+    with pytest.raises(UserError, match="obs_scale"):
+        build(resolve(TrainConfig(env_id="CartPole-v1", obs_scale=[1.0, 2.0, 0.0, 1.0])))

@@ -160,10 +160,6 @@ def update_target(target: torch.nn.Module, model: torch.nn.Module, tau: float) -
             p_t.lerp_(p_o, tau)
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam:
-    return torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
-
-
 def build(cfg: TrainConfig) -> tuple[SpikingQNet, NetSpec, Encoder]:
     env = make_env(cfg.env_id)
     try:
@@ -171,6 +167,9 @@ def build(cfg: TrainConfig) -> tuple[SpikingQNet, NetSpec, Encoder]:
             encoder = Encoder(kind="pixels", obs_scale=(255.0,), obs_shape=tuple(env.observation_space.shape))
         else:
             scale = tuple(float(v) for v in cfg.obs_scale) or obs_scale_for(cfg.env_id, env)
+            n_obs = int(np.prod(env.observation_space.shape or (0,)))
+            if cfg.obs_scale and len(scale) != n_obs:
+                raise ValueError(f"--obs-scale has {len(scale)} values but {cfg.env_id} observations have {n_obs} components")
             encoder = Encoder(kind=cfg.encoding, obs_scale=scale, frac_bits=cfg.frac_bits)
         check_spaces(env, encoder.env_obs_shape, int(env.action_space.n), cfg.env_id)
         if cfg.arch not in ("mlp", "nature"):
@@ -212,7 +211,7 @@ def train(cfg: TrainConfig) -> Path:
     target, _, _ = build(cfg)
     target.load_state_dict(model.state_dict())
     best_state = {k: v.clone() for k, v in model.state_dict().items()}
-    optimizer = make_optimizer(model, cfg)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
     atari = atari_game(cfg.env_id) is not None
     rb: ReplayBuffer | FrameReplay
     if atari:
