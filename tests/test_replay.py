@@ -21,7 +21,7 @@ def test_frame_replay_rebuilds_the_env_stacks_exactly():
             obs, _ = env.reset()
             rb.reset(obs)
     env.close()
-    o, a, r, o2, d = rb.sample(64)
+    o, a, r, o2, d, _ = rb.sample(64)
     oldest = rb.next_abs - rb.cap
     checked = 0
     for j in range(oldest + 4, rb.next_abs):

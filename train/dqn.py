@@ -215,7 +215,7 @@ def train(cfg: TrainConfig) -> Path:
     atari = atari_game(cfg.env_id) is not None
     rb: ReplayBuffer | FrameReplay
     if atari:
-        rb = FrameReplay(cfg.buffer_size, tuple(spec.input_shape[1:]), spec.input_shape[0], cfg.seed)
+        rb = FrameReplay(cfg.buffer_size, tuple(spec.input_shape[1:]), spec.input_shape[0], cfg.seed, cfg.gamma)
     else:
         rb = ReplayBuffer(cfg.buffer_size, tuple(spec.input_shape), cfg.seed)
     step, episode, best_eval, evals = 0, 0, -float("inf"), []
@@ -223,10 +223,7 @@ def train(cfg: TrainConfig) -> Path:
         model.load_state_dict(start_state["last_model"])
         target.load_state_dict(start_state["target_model"])
         best_state = start_state["model"]
-        try:
-            optimizer.load_state_dict(start_state["optimizer"])
-        except ValueError as exc:
-            raise UserError(f"{cfg.resume}: its optimizer state does not fit this dsqn-train ({exc}); cannot resume") from None
+        optimizer.load_state_dict(start_state["optimizer"])
         if isinstance(rb, ReplayBuffer):
             rb.load(start_state["replay"], cfg.gamma)  # the Atari frame store is not checkpointed (7 GB); it refills
         step, episode = int(start_state["step"]), int(start_state["episode"])
@@ -269,7 +266,7 @@ def train(cfg: TrainConfig) -> Path:
             eps = max(cfg.eps_end, cfg.eps_start - (cfg.eps_start - cfg.eps_end) * step / eps_steps)
             if cfg.lr_final > 0:
                 for group in optimizer.param_groups:
-                    group["lr"] = (cfg.lr + (cfg.lr_final - cfg.lr) * step / cfg.total_steps)
+                    group["lr"] = cfg.lr + (cfg.lr_final - cfg.lr) * step / cfg.total_steps
             action = env.action_space.sample() if random.random() < eps else greedy_action(model, payload)
             next_obs, reward, term, trunc, _ = env.step(action)
             next_payload = encoder.encode(next_obs)
@@ -279,7 +276,8 @@ def train(cfg: TrainConfig) -> Path:
                 for tr in nstep.push(payload, action, float(reward), next_payload, bool(term), bool(trunc)):
                     rb.add(*tr)
             payload, ep_return, step = next_payload, ep_return + float(reward), step + 1
-            reward_sum += float(np.sign(reward)) if atari else float(reward)
+            if not q_initialised:  # the mean reward of the warm-up steps sets the initial Q
+                reward_sum += float(np.sign(reward)) if atari else float(reward)
             bar.update(1)
             if term or trunc:
                 writer.add_scalar("charts/episodic_return", ep_return, step)
@@ -298,8 +296,7 @@ def train(cfg: TrainConfig) -> Path:
                 target.load_state_dict(model.state_dict())
             if step >= cfg.learning_starts and step % cfg.train_freq == 0:
                 for _grad_step in range(cfg.gradient_steps):
-                    o, a, r, o2, d, *rest = rb.sample(cfg.batch_size)
-                    discount = rest[0] if rest else torch.full_like(r, cfg.gamma)
+                    o, a, r, o2, d, discount = rb.sample(cfg.batch_size)
                     n = o.shape[0]
                     # One pass of the online network over (o, o2): slayer's per-step loop costs the same for 2n.
                     q_both, spikes, _ = model(torch.cat([o, o2]) if cfg.double_dqn else o, return_spikes=True)

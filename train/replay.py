@@ -12,8 +12,8 @@ import torch
 
 
 class FrameReplay:
-    def __init__(self, capacity: int, frame_shape: tuple[int, int], stack: int, seed: int) -> None:
-        self.cap, self.stack = capacity, stack
+    def __init__(self, capacity: int, frame_shape: tuple[int, int], stack: int, seed: int, gamma: float = 0.99) -> None:
+        self.cap, self.stack, self.gamma = capacity, stack, gamma
         self.frames = np.zeros((capacity, *frame_shape), dtype=np.uint8)
         self.start = np.zeros(capacity, dtype=np.int64)  # absolute slot where this slot's episode began
         self.is_start = np.zeros(capacity, dtype=bool)
@@ -69,4 +69,5 @@ class FrameReplay:
             torch.from_numpy(self.rewards[i]),
             torch.from_numpy(self.stack_at(j).astype(np.float32)),
             torch.from_numpy(self.dones[i]),
+            torch.full((len(j),), self.gamma, dtype=torch.float32),  # 1-step transitions: the discount is gamma
         )
