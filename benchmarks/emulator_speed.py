@@ -27,7 +27,7 @@ with contextlib.redirect_stdout(io.StringIO()):
     from dsqn.export.exporter import export_model, network_meta
     from dsqn.hw_sim.emulator import Emulator
     from dsqn.netfile import read_netfile
-    from dsqn.train.model import NetSpec, SpikingQNet
+    from dsqn.qnet import NetSpec, SpikingQNet
 
 NATURE = [{"type": "conv", "out": 32, "kernel": 8, "stride": 4}, {"type": "conv", "out": 64, "kernel": 4, "stride": 2},
           {"type": "conv", "out": 64, "kernel": 3, "stride": 1}, {"type": "dense", "out": 512}]
@@ -40,7 +40,6 @@ def build(path: Path, T: int, width: float = 1.0, seed: int = 0) -> Path:
                    current_decay=0.5, voltage_decay=0.5, input_unit=255, q_scale=1.0)
     model = SpikingQNet(spec)
     with torch.no_grad():
-        model(torch.zeros(1, 4, 84, 84))
         for k, block in enumerate(model.blocks):
             if hasattr(block, "synapse"):  # active but not saturating: no 24-bit wrap anywhere
                 block.synapse.weight.data *= 1.0 if k == 0 else 8.0
@@ -79,7 +78,7 @@ def main() -> None:
             path = build(tmp / "lava.net", args.lava_steps)
             net = read_netfile(path)
             payload = np.random.default_rng(0).integers(0, 256, (4, 84, 84))
-            with LavaNetwork(path, net.meta) as ln:
+            with LavaNetwork.from_netfile(net) as ln:
                 ln.infer(payload)
                 t = time.perf_counter()
                 ln.infer(payload)

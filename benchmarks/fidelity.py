@@ -19,7 +19,7 @@ import torch
 with contextlib.redirect_stdout(io.StringIO()):
     from dsqn.deploy.closed_loop import make_policy, run_episodes
     from dsqn.netfile import read_netfile
-    from dsqn.train.checkpoint import load_checkpoint, model_from_checkpoint
+    from dsqn.checkpoint import load_checkpoint, model_from_checkpoint
 
 
 def main() -> None:

@@ -48,11 +48,6 @@ def main(argv: list[str] | None = None) -> int:
     path = Path(args.model)
     net = read_netfile(path)
     meta = net.meta
-    for key in ("env_id", "timesteps", "encoder", "readout", "n_actions", "input_shape", "reset_interval", "reset_offset"):
-        if key not in meta:
-            raise UserError(f"{path}: metadata is missing '{key}'")
-    if net.layers[-1].n_neurons != int(meta["n_actions"]):
-        raise UserError(f"{path}: last layer has {net.layers[-1].n_neurons} neurons but metadata says {meta['n_actions']} actions")
     profile = load_profile(args.profile)
     env_id = args.env or meta["env_id"]
     report_path = Path(args.report) if args.report else path.with_name(f"{path.stem}.{args.backend}.report.json")
@@ -73,11 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         "format": REPORT_FORMAT, "format_version": REPORT_VERSION, "toolchain_version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "model": {"path": str(path), "sha256": _sha256(path), "source_checkpoint_sha256": meta.get("source_checkpoint_sha256")},
-        "backend": args.backend, "env_id": env_id, "timesteps": meta["timesteps"],
+        "backend": args.backend, "env_id": env_id, "timesteps": net.timesteps,
         "episodes": {"returns": log.returns, "lengths": log.lengths, "mean_return": float(np.mean(log.returns)),
                      "std_return": float(np.std(log.returns)), "seed": args.seed, "max_steps": args.max_steps},
         "timing": {"seconds": log.seconds, "env_steps_per_s": steps / max(1e-9, log.seconds)},
-        "overflow_events": getattr(policy, "overflow", None),
+        "overflow_events": policy.overflow,
         "energy": energy,
         "train_final_eval": meta.get("train_final_eval", {}),
         "raster": {"inference": 0, "max_neurons": counter.RASTER_NEURONS, "layers": counter.raster or []},

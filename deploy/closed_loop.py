@@ -10,7 +10,6 @@ import numpy as np
 from dsqn.encoding import Encoder
 from dsqn.envs import check_spaces, make_env
 from dsqn.errors import UserError
-from dsqn.fixed_point import STATE_SCALE
 from dsqn.hw_sim.counters import Counter, WindowStitcher
 from dsqn.netfile import NetFile
 
@@ -21,13 +20,10 @@ class Policy:
     def __init__(self, net: NetFile) -> None:
         self.net = net
         self.meta = net.meta
-        self.T = int(self.meta["timesteps"])
-        self.q_scale = float(self.meta["readout"]["q_scale"])
+        self.T = net.timesteps
+        self.readout = net.readout
         self.counter = Counter(net.layers, self.T)
-        self.overflow = 0
-
-    def q_values(self, readout_v: np.ndarray) -> np.ndarray:
-        return self.q_scale * readout_v.astype(np.float64) / (self.T * STATE_SCALE)
+        self.overflow: int | None = 0  # wrap/saturation events; None where the backend cannot see them
 
     def act(self, payload: np.ndarray) -> tuple[int, np.ndarray]:
         raise NotImplementedError
@@ -47,7 +43,7 @@ class EmuPolicy(Policy):
         v, windows, overflow = self.emu.infer(payload[None], self.T)
         self.counter.add(payload, [w[0] for w in windows])
         self.overflow += sum(overflow)
-        return int(np.argmax(v[0])), self.q_values(v[0])
+        return self.readout.act(v[0]), self.readout.decode(v[0])
 
 
 class LavaPolicy(Policy):
@@ -55,7 +51,8 @@ class LavaPolicy(Policy):
         super().__init__(net)
         from .lava_backend import LavaNetwork
 
-        self.lava = LavaNetwork(net.path, self.meta, backend=backend)
+        self.lava = LavaNetwork.from_netfile(net, backend=backend)
+        self.overflow = None  # Lava does not report u wraps or v saturations
         self.stitch = WindowStitcher(len(net.layers))
         self.in_shape = tuple(int(s) for s in self.meta["input_shape"])
 
@@ -64,7 +61,7 @@ class LavaPolicy(Policy):
         done = self.stitch.push(payload, inf.spikes)
         if done is not None:
             self.counter.add(*done)
-        return int(np.argmax(inf.readout_v)), self.q_values(inf.readout_v)
+        return self.readout.act(inf.readout_v), self.readout.decode(inf.readout_v)
 
     def flush(self) -> None:
         """Run one more window with zero input so the last inference's pipelined tail is counted."""
@@ -83,6 +80,11 @@ def make_policy(net: NetFile, backend: str) -> Policy:
     if backend == "emu":
         return EmuPolicy(net)
     if backend in ("sim", "loihi2"):
+        try:
+            import lava.lib.dl.netx  # noqa: F401
+        except ImportError:
+            raise UserError(f"backend {backend} needs the lava extra (Python 3.10): pip install 'dsqn[lava]'; "
+                            "--backend emu runs the same arithmetic without it") from None
         return LavaPolicy(net, backend)
     raise UserError(f"unknown backend {backend!r} (sim, emu, loihi2)")
 

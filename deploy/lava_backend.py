@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from dsqn.errors import UserError
+from dsqn.netfile import NetFile
 
 
 def _quiet_import_netx():  # type: ignore[no-untyped-def]
@@ -78,20 +79,19 @@ def _whc_to_chw_flat(arr: np.ndarray) -> np.ndarray:
 class LavaNetwork:
     """A netx network with an Injector in front and Extractors behind every layer."""
 
-    def __init__(self, path: str | Path, meta: dict, backend: str = "sim", input_shape: tuple[int, ...] | None = None) -> None:
+    def __init__(self, path: str | Path, timesteps: int, input_message_bits: int, reset_interval: int | None,
+                 reset_offset: int, backend: str = "sim", input_shape: tuple[int, ...] | None = None) -> None:
         from lava.magma.core.run_configs import Loihi2SimCfg
         from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
         from lava.proc.io.injector import Injector
 
         netx = _quiet_import_netx()
-        self.T = int(meta["timesteps"])
-        self.input_shape = tuple(int(s) for s in meta["input_shape"])
-        reset = meta.get("reset_interval")
+        self.T = int(timesteps)
         self.net = netx.hdf5.Network(
             net_config=str(path),
-            input_message_bits=int(meta["input_message_bits"]),
-            reset_interval=None if reset is None else int(reset),
-            reset_offset=int(meta.get("reset_offset", 0)),
+            input_message_bits=int(input_message_bits),
+            reset_interval=reset_interval,
+            reset_offset=int(reset_offset),
             # netx wants (x, y, c) for a conv-first file without an input layer
             input_shape=None if input_shape is None or len(input_shape) != 3 else tuple(int(s) for s in input_shape[::-1]),
         )
@@ -118,6 +118,11 @@ class LavaNetwork:
             raise UserError(f"unknown Lava backend {backend!r}")
         self._started = False
         self._closed = False
+
+    @classmethod
+    def from_netfile(cls, net: NetFile, backend: str = "sim") -> LavaNetwork:
+        """T, resets and input width exactly as the file states them (dsqn.netfile.NetFile)."""
+        return cls(net.path, net.timesteps, net.input_message_bits, net.reset_interval, net.reset_offset, backend)
 
     def _to_lava(self, payload: np.ndarray) -> np.ndarray:
         payload = np.asarray(payload)

@@ -15,14 +15,30 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from dsqn import timing
 from dsqn.errors import UserError
-from dsqn.fixed_point import DECAY_SCALE, READOUT_VTH_MANT, VTH_MANT_MAX, WEIGHT_INT_MAX, WEIGHT_INT_MIN
+from dsqn.fixed_point import (
+    BIAS_MANT_MAX,
+    BIAS_MANT_MIN,
+    DECAY_SCALE,
+    NETX_DEFAULT_VTH_MANT,
+    VTH_MANT_MAX,
+    WEIGHT_INT_MAX,
+    WEIGHT_INT_MIN,
+    LoihiNeuron,
+)
+from dsqn.readout import Readout
 
 FORMAT_NAME = "dsqn-netx"
-FORMAT_VERSION = 1
+# 2: T, reset offset and readout written once (``timesteps``, ``reset_offset``, ``readout.{kind, scale}``);
+#    the reset interval and the readout divisor follow from them (dsqn.timing, dsqn.readout).
+# 1: also wrote reset_interval, readout.q_scale/divisor and the training config; still read.
+FORMAT_VERSION = 2
+READ_VERSIONS = (1, 2)
 ATTR_FORMAT = "dsqn_format"
 ATTR_VERSION = "dsqn_format_version"
-ATTR_META = "dsqn_meta"  # JSON: env_id, timesteps, encoder, readout, n_actions, source checkpoint hash
+ATTR_META = "dsqn_meta"  # JSON: env_id, timesteps, reset_offset, encoder, input_message_bits, readout, n_actions, ...
+REQUIRED_META = ("env_id", "timesteps", "encoder", "readout", "n_actions", "input_shape", "reset_offset", "input_message_bits")
 SUPPORTED_LAYERS = ("input", "dense", "conv", "flatten")
 NEURON_KEYS = ("iDecay", "vDecay", "vThMant")
 
@@ -48,6 +64,21 @@ class Layer:
     def n_neurons(self) -> int:
         return int(np.prod(self.out_shape))
 
+    def bias_per_neuron(self) -> np.ndarray:
+        """bias_mant of every neuron; netx accepts one value, one per channel or one per neuron."""
+        if self.bias is None:
+            return np.zeros(self.n_neurons, dtype=np.int64)
+        b = self.bias.astype(np.int64).reshape(-1)
+        if b.size == self.n_neurons:
+            return b
+        if b.size == self.out_shape[0]:
+            return np.repeat(b, self.n_neurons // self.out_shape[0])
+        return np.full(self.n_neurons, b[0])
+
+    def neuron(self) -> LoihiNeuron:
+        """The layer's neurons in Loihi integers (what the emulator's kernel runs)."""
+        return LoihiNeuron(i_decay=self.i_decay, v_decay=self.v_decay, vth_mant=self.vth_mant, bias_mant=self.bias_per_neuron())
+
 
 @dataclass
 class NetFile:
@@ -55,6 +86,27 @@ class NetFile:
     layers: list[Layer]
     meta: dict = field(default_factory=dict)
     input_shape: tuple[int, ...] = ()
+
+    # Every reader takes T, the resets and the readout from here: each is written once in the file.
+    @property
+    def timesteps(self) -> int:
+        return int(self.meta["timesteps"])
+
+    @property
+    def reset_offset(self) -> int:
+        return int(self.meta["reset_offset"])
+
+    @property
+    def reset_interval(self) -> int:
+        return timing.reset_interval(self.timesteps)
+
+    @property
+    def input_message_bits(self) -> int:
+        return int(self.meta["input_message_bits"])
+
+    @property
+    def readout(self) -> Readout:
+        return Readout.from_dict(self.meta["readout"], self.timesteps)
 
 
 def atomic_write_h5(path: Path, writer) -> None:  # type: ignore[no-untyped-def]
@@ -89,6 +141,13 @@ def _scalar(group: h5py.Group, key: str, where: str) -> float:
     if not np.isfinite(val):
         raise UserError(f"{where}/{key}: value is not finite")
     return val
+
+
+def _int_scalar(group: h5py.Group, key: str, where: str) -> int:
+    val = _scalar(group, key, where)
+    if val != round(val):
+        raise UserError(f"{where}/{key}: {val} is not an integer (Loihi fixed point)")
+    return int(val)
 
 
 def _pair(group: h5py.Group, key: str, default: int) -> tuple[int, int]:
@@ -138,10 +197,9 @@ def read_netfile(path: str | Path, require_meta: bool = True, input_shape: tuple
     with f:
         meta: dict = {}
         if ATTR_META in f.attrs:
-            if int(f.attrs.get(ATTR_VERSION, -1)) != FORMAT_VERSION:
-                raise UserError(
-                    f"{path}: {ATTR_VERSION}={f.attrs.get(ATTR_VERSION)!r}, this toolchain reads version {FORMAT_VERSION}"
-                )
+            version = f.attrs.get(ATTR_VERSION, -1)
+            if not isinstance(version, (int, np.integer)) or int(version) not in READ_VERSIONS:
+                raise UserError(f"{path}: {ATTR_VERSION}={version!r}, this toolchain reads versions {READ_VERSIONS}")
             try:
                 meta = json.loads(f.attrs[ATTR_META])
             except (TypeError, ValueError):
@@ -199,16 +257,17 @@ def read_netfile(path: str | Path, require_meta: bool = True, input_shape: tuple
                 ntype = _layer_type(n, f"{where}/neuron")
                 if ntype != "CUBA":
                     raise UserError(f"{where}/neuron/type: '{ntype}' is not supported (only CUBA)")
-                i_decay = int(_scalar(n, "iDecay", f"{where}/neuron"))
-                v_decay = int(_scalar(n, "vDecay", f"{where}/neuron"))
-                vth = int(_scalar(n, "vThMant", f"{where}/neuron"))
+                i_decay = _int_scalar(n, "iDecay", f"{where}/neuron")
+                v_decay = _int_scalar(n, "vDecay", f"{where}/neuron")
+                vth = _int_scalar(n, "vThMant", f"{where}/neuron")
             else:  # netx's default non-leaky integrator
-                i_decay, v_decay, vth = 0, DECAY_SCALE, READOUT_VTH_MANT
+                i_decay, v_decay, vth = 0, DECAY_SCALE, NETX_DEFAULT_VTH_MANT
             for key, val in (("iDecay", i_decay), ("vDecay", v_decay)):
                 if not 0 <= val <= DECAY_SCALE:
                     raise UserError(f"{where}/neuron/{key}: {val} outside 0..{DECAY_SCALE}")
-            if not 0 <= vth <= max(VTH_MANT_MAX, READOUT_VTH_MANT):
-                raise UserError(f"{where}/neuron/vThMant: {vth} outside 0..{READOUT_VTH_MANT}")
+            # format-1 files (and netx's own default integrator) hold 2**17, one above the 17-bit field
+            if not 0 <= vth <= max(VTH_MANT_MAX, NETX_DEFAULT_VTH_MANT):
+                raise UserError(f"{where}/neuron/vThMant: {vth} outside 0..{VTH_MANT_MAX}")
             in_shape = shape
             if kind == "dense":
                 if flatten_next or len(in_shape) != 1:
@@ -246,6 +305,9 @@ def read_netfile(path: str | Path, require_meta: bool = True, input_shape: tuple
                 layer = Layer(i, "conv", w, in_shape, out_shape, i_decay, v_decay, vth, stride=stride, padding=padding)
             if "bias" in g:
                 bias = _int_array(g, "bias", where).reshape(-1)
+                if bias.size and (bias.min() < BIAS_MANT_MIN or bias.max() > BIAS_MANT_MAX):
+                    raise UserError(f"{where}/bias: mantissa outside the 13-bit range {BIAS_MANT_MIN}..{BIAS_MANT_MAX} "
+                                    f"(found {bias.min()}..{bias.max()})")
                 if bias.size not in (1, layer.n_neurons, layer.out_shape[0]):
                     raise UserError(f"{where}/bias: {bias.size} values for {layer.n_neurons} neurons")
                 layer.bias = bias
@@ -254,4 +316,48 @@ def read_netfile(path: str | Path, require_meta: bool = True, input_shape: tuple
             shape = layer.out_shape
         if not layers:
             raise UserError(f"{path}: no dense or conv layer")
+        if meta:
+            meta = _check_meta(path, meta, layers)
         return NetFile(path=path, layers=layers, meta=meta, input_shape=input_shape)
+
+
+def _check_meta(path: Path, meta: dict, layers: list[Layer]) -> dict:
+    """Validate the deployment metadata (one-line errors) and bring format-1 metadata to format 2."""
+    if not isinstance(meta, dict):
+        raise UserError(f"{path}: attribute {ATTR_META} is not a JSON object")
+    meta = dict(meta)
+    if isinstance(meta.get("readout"), dict) and "scale" not in meta["readout"] and "q_scale" in meta["readout"]:
+        meta["readout"] = {"kind": "q", "scale": meta["readout"]["q_scale"]}  # format 1
+    for key in REQUIRED_META:
+        if key not in meta:
+            raise UserError(f"{path}: metadata is missing '{key}'")
+    T = meta["timesteps"]
+    if isinstance(T, bool) or not isinstance(T, int) or T <= len(layers):
+        raise UserError(f"{path}: metadata timesteps={T!r} must be an integer above the number of layers ({len(layers)})")
+    off = meta["reset_offset"]
+    if isinstance(off, bool) or not isinstance(off, int) or not 0 <= off < T:
+        raise UserError(f"{path}: metadata reset_offset={off!r} must be an integer in 0..{T - 1}")
+    bits = meta["input_message_bits"]
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 24:
+        raise UserError(f"{path}: metadata input_message_bits={bits!r} must be an integer in 1..24")
+    n_actions = meta["n_actions"]
+    if isinstance(n_actions, bool) or not isinstance(n_actions, int) or n_actions != layers[-1].n_neurons:
+        raise UserError(f"{path}: metadata n_actions={n_actions!r} but the last layer has {layers[-1].n_neurons} neurons")
+    try:
+        Readout.from_dict(meta["readout"], T)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise UserError(f"{path}: metadata readout: {exc}") from None
+    return meta
+
+
+def write_netfile(path: Path, layer_writers: list, meta: dict) -> None:  # type: ignore[type-arg]
+    """Write ``model.net`` atomically: ``layer/<i>`` groups filled by ``layer_writers[i](group)`` (the blocks'
+    ``export_hdf5``) and the metadata in root attributes netx never reads."""
+
+    def write(f: h5py.File) -> None:
+        layers = f.create_group("layer")
+        for i, writer in enumerate(layer_writers):
+            writer(layers.create_group(str(i)))
+        write_meta(f, meta)
+
+    atomic_write_h5(path, write)

@@ -6,18 +6,16 @@ import datetime
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 
-from dsqn import __version__
+from dsqn import __version__, timing
+from dsqn.cuba import Flatten, quantize_8bit
 from dsqn.encoding import Encoder
 from dsqn.errors import UserError
-from dsqn.fixed_point import DECAY_SCALE, READOUT_VTH_MANT, STATE_SCALE, WEIGHT_INT_MAX, WEIGHT_INT_MIN, WEIGHT_SCALE
-from dsqn.netfile import atomic_write_h5, read_netfile, write_meta
-from dsqn.train.model import NetSpec, SpikingQNet
-
-RESET_OFFSET = 1  # input is presented from the first step of each interval (see train/model.py)
+from dsqn.fixed_point import WEIGHT_INT_MAX, WEIGHT_INT_MIN, WEIGHT_SCALE
+from dsqn.netfile import read_netfile, write_netfile
+from dsqn.qnet import NetSpec, SpikingQNet
 
 
 @dataclass
@@ -40,24 +38,18 @@ def _clipped_count(weight: torch.Tensor) -> int:
 
 
 def network_meta(spec: NetSpec, encoder: Encoder, env_id: str, source_sha256: str, extra: dict) -> dict:
+    """Deployment metadata; each number once (reset interval and readout divisor follow from T)."""
     return {
         "toolchain_version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "env_id": env_id,
         "timesteps": spec.timesteps,
+        "reset_offset": timing.RESET_OFFSET,
         "n_actions": spec.n_actions,
         "input_shape": list(spec.input_shape),
         "encoder": encoder.to_dict(),
         "input_message_bits": encoder.payload_bits,
-        "reset_interval": spec.timesteps,
-        "reset_offset": RESET_OFFSET,
-        "readout": {
-            "layer": spec.n_layers - 1,
-            "state": "v",
-            "q_scale": spec.q_scale,
-            "divisor": spec.timesteps * STATE_SCALE,
-            "formula": "Q = q_scale * v / (timesteps * 4096), v read after the last step of the inference",
-        },
+        "readout": {k: v for k, v in spec.readout.to_dict().items() if k != "timesteps"},
         "source_checkpoint_sha256": source_sha256,
         **extra,
     }
@@ -66,66 +58,76 @@ def network_meta(spec: NetSpec, encoder: Encoder, env_id: str, source_sha256: st
 def export_model(model: SpikingQNet, encoder: Encoder, out: Path, meta: dict) -> list[LayerRow]:
     """Write ``out`` atomically and return the per-layer table. The model is not modified."""
     spec = model.spec
+    try:
+        spec.validate()
+    except ValueError as exc:
+        raise UserError(f"cannot export: {exc}") from None
     rows: list[LayerRow] = []
-    with torch.no_grad():
-        model(torch.zeros(1, *spec.input_shape))  # slayer learns neuron shapes lazily
+    writers = []
 
-    def write(f: h5py.File) -> None:
-        layers = f.create_group("layer")
-        g = layers.create_group("0")
+    def input_layer(g) -> None:  # type: ignore[no-untyped-def]
         g.create_dataset("type", (1,), "S10", [b"input"])
         g.create_dataset("shape", data=np.array(spec.input_shape))
-        idx = 1
-        neuron_idx = 0
-        for block in model.blocks:
-            g = layers.create_group(str(idx))
-            block.export_hdf5(g)  # lava-dl's own writer for CUBA blocks and flatten
-            if "weight" in g:
-                w = np.asarray(g["weight"][()])
-                rows.append(
-                    LayerRow(neuron_idx, str(np.asarray(g["type"][()]).reshape(-1)[0].decode()), tuple(int(s) for s in np.asarray(g["shape"][()]).reshape(-1)),
-                             int(w.min()), int(w.max()), _clipped_count(block.synapse.weight),
-                             int(g["neuron/vThMant"][()]), int(g["neuron/iDecay"][()]), int(g["neuron/vDecay"][()]))
-                )
-                neuron_idx += 1
-            idx += 1
-        syn = model.readout.synapse
-        w = syn.pre_hook_fx(syn.weight, descale=True).reshape(syn.weight.shape[:2]).detach().cpu().numpy()
-        bias = np.round(model.quantized_bias().detach().cpu().numpy() * WEIGHT_SCALE).astype(np.int32)
-        g = layers.create_group(str(idx))
+
+    writers.append(input_layer)
+    for block in model.blocks:
+        writers.append(block.export_hdf5)
+        if isinstance(block, Flatten):
+            continue
+        w = block.synapse.weight_int()
+        n = block.neuron.loihi(f"layer {len(rows)}")
+        rows.append(LayerRow(len(rows), "conv" if w.ndim == 4 else "dense", tuple(block.neuron.shape), int(w.min()), int(w.max()),
+                             _clipped_count(block.synapse.weight), int(n.vth_mant), int(n.i_decay), int(n.v_decay)))
+    syn = model.readout.synapse
+    w = (quantize_8bit(syn.weight).detach() * WEIGHT_SCALE).reshape(syn.weight.shape[:2]).cpu().numpy().astype(np.float32)
+    bias = np.rint(model.quantized_bias().detach().cpu().numpy().astype(np.float64) * WEIGHT_SCALE).astype(np.int64)
+    readout = model.readout.loihi(bias)
+    readout.validate("readout")
+
+    def readout_layer(g) -> None:  # type: ignore[no-untyped-def]
         g.create_dataset("type", (1,), "S10", [b"dense"])
         g.create_dataset("shape", data=np.array([spec.n_actions]))
         g.create_dataset("inFeatures", data=w.shape[1])
         g.create_dataset("outFeatures", data=w.shape[0])
         g.create_dataset("weight", data=w)
-        g.create_dataset("bias", data=bias)
-        # Non-spiking accumulator: u = input of this step, v integrates u (saturating, never spikes).
-        for key, value in {"type": "CUBA", "iDecay": DECAY_SCALE, "vDecay": 0, "vThMant": READOUT_VTH_MANT,
-                           "refDelay": 1, "gradedSpike": False}.items():
+        g.create_dataset("bias", data=bias.astype(np.int32))
+        # Non-spiking accumulator: u = input of this step, v integrates u (saturating; see dsqn.fixed_point).
+        for key, value in {"type": "CUBA", "iDecay": int(readout.i_decay), "vDecay": int(readout.v_decay),
+                           "vThMant": int(readout.vth_mant), "refDelay": 1, "gradedSpike": False}.items():
             g.create_dataset(f"neuron/{key}", data=value)
-        rows.append(LayerRow(neuron_idx, "readout", (spec.n_actions,), int(w.min()), int(w.max()),
-                             _clipped_count(syn.weight), READOUT_VTH_MANT, DECAY_SCALE, 0))
-        write_meta(f, meta)
 
-    atomic_write_h5(out, write)
+    writers.append(readout_layer)
+    rows.append(LayerRow(len(rows), "readout", (spec.n_actions,), int(w.min()), int(w.max()), _clipped_count(syn.weight),
+                         int(readout.vth_mant), int(readout.i_decay), int(readout.v_decay)))
+    write_netfile(out, writers, meta)
     return rows
 
 
-def verify_with_netx(path: Path, meta: dict) -> str:
-    """Re-read the written file with the stock netx loader (builds the Lava processes, runs nothing)."""
-    from lava.lib.dl import netx
-
+def lava_available() -> bool:
     try:
-        net = netx.hdf5.Network(
-            net_config=str(path),
-            input_message_bits=int(meta["input_message_bits"]),
-            reset_interval=int(meta["reset_interval"]),
-            reset_offset=int(meta["reset_offset"]),
-        )
+        import lava.lib.dl.netx  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def verify_with_netx(path: Path) -> bool:
+    """Re-read the written file with our validating reader and, where the lava extra is installed, with the
+    stock netx loader (builds the Lava processes, runs nothing). Returns whether netx checked it."""
+    net = read_netfile(path)
+    if not lava_available():
+        return False
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):  # lava-dl's import-time notices
+        from lava.lib.dl import netx
+    try:
+        netx.hdf5.Network(net_config=str(path), input_message_bits=net.input_message_bits,
+                          reset_interval=net.reset_interval, reset_offset=net.reset_offset)
     except Exception as exc:  # noqa: BLE001 - any failure of the stock loader is a failed export
         raise UserError(f"{path}: stock netx could not load the exported file ({exc.__class__.__name__}: {exc})") from None
-    read_netfile(path)  # our own reader validates the same file
-    return str(net)
+    return True
 
 
 def format_table(rows: list[LayerRow]) -> str:

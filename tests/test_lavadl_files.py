@@ -58,9 +58,7 @@ def test_random_conv_file(tmp_path):
 
 def check(path, payload, input_shape, steps, reset_interval):  # type: ignore[no-untyped-def]
     net = read_netfile(path, require_meta=False, input_shape=input_shape)
-    meta = {"timesteps": steps, "input_shape": list(input_shape), "input_message_bits": 8,
-            "reset_interval": reset_interval, "reset_offset": 0}
-    with LavaNetwork(path, meta, input_shape=input_shape) as ln:
+    with LavaNetwork(path, steps, 8, reset_interval, 0, input_shape=input_shape) as ln:
         inf = ln.infer(payload, record_state=True)
     res = Emulator(net).run(np.repeat(payload.reshape(1, -1, 1), steps, axis=-1), reset_interval=reset_interval,
                               reset_offset=0, record=True)

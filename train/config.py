@@ -90,6 +90,9 @@ class TrainConfig:
     """epsilon of the evaluation policy (the DSQN paper evaluates Atari at 0.05)."""
     arch: str = ""
     """'mlp' (hidden dense layers) or 'nature' (Nature-DQN convs + the last hidden width); '' = by env."""
+    device: str = "auto"
+    """where the network trains and acts: auto (CUDA when torch sees a GPU), cpu or cuda. The result is the same
+    integers on every device (exact kernels; TF32 is switched off)."""
 
 
 FIELD_DEFAULTS = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory()) for f in fields(TrainConfig)}  # type: ignore[misc]
@@ -161,7 +164,8 @@ def _field_doc(cls: type) -> dict[str, str]:
 
 def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, set[str]]:
     docs = _field_doc(TrainConfig)
-    parser = argparse.ArgumentParser(prog="dsqn-train", description="Train a deep spiking Q-network (lava-dl CUBA-LIF) with DQN / Double DQN.")
+    parser = argparse.ArgumentParser(prog="dsqn-train", description="Train a deep spiking Q-network (SLAYER-compatible CUBA-LIF, exact Loihi arithmetic) with DQN / Double DQN.",
+                                     allow_abbrev=False)
     for f in fields(TrainConfig):
         name = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]

@@ -18,9 +18,11 @@ from dsqn.encoding import Encoder
 from dsqn.envs import atari_game, check_spaces, human_normalized, make_env, obs_scale_for
 from dsqn.errors import UserError
 
-from .checkpoint import file_sha256, load_checkpoint, save_checkpoint
+from dsqn.checkpoint import file_sha256, load_checkpoint, save_checkpoint
+from dsqn.cuba import exact_matmul_settings
+from dsqn.qnet import NetSpec, SpikingQNet
+
 from .config import FIELD_DEFAULTS, TrainConfig
-from .model import NetSpec, SpikingQNet
 from .replay import FrameReplay
 
 NATURE_CONVS = [{"type": "conv", "out": 32, "kernel": 8, "stride": 4}, {"type": "conv", "out": 64, "kernel": 4, "stride": 2},
@@ -110,9 +112,26 @@ class NStepReturns:
         return obs, action, float(ret), next_obs, term, self.gamma**m
 
 
+def pick_device(name: str) -> torch.device:
+    """'auto' -> CUDA when torch sees a GPU, else the CPU; 'cuda' without a GPU is a one-line error."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: torch sees no CUDA device (use --device cpu or auto)")
+    if name not in ("cpu", "cuda"):
+        raise UserError(f"--device {name!r}: expected auto, cpu or cuda")
+    if name == "cuda":
+        exact_matmul_settings()
+    return torch.device(name)
+
+
+def _device_of(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 def greedy_action(model: SpikingQNet, payload: np.ndarray) -> int:
     with torch.no_grad():
-        q = model(torch.from_numpy(payload.astype(np.float32))[None])
+        q = model(torch.from_numpy(payload.astype(np.float32))[None].to(_device_of(model)))
     return int(q.argmax(dim=1).item())
 
 
@@ -131,7 +150,7 @@ def evaluate(model: SpikingQNet, encoder: Encoder, env_id: str, episodes: int, s
         steps = [0] * episodes
         alive = list(range(episodes))
         while alive:
-            batch = torch.from_numpy(np.stack([encoder.encode(obs[i]) for i in alive]).astype(np.float32))
+            batch = torch.from_numpy(np.stack([encoder.encode(obs[i]) for i in alive]).astype(np.float32)).to(_device_of(model))
             with torch.no_grad():
                 greedy = model(batch).argmax(dim=1).tolist()
             still = []
@@ -186,8 +205,6 @@ def build(cfg: TrainConfig) -> tuple[SpikingQNet, NetSpec, Encoder]:
         raise UserError(str(exc)) from None
     finally:
         env.close()
-    with torch.no_grad():
-        model(torch.zeros(1, *spec.input_shape))
     return model, spec, encoder
 
 
@@ -207,8 +224,11 @@ def train(cfg: TrainConfig) -> Path:
     run_dir = Path(cfg.out or f"runs/{cfg.env_id}__dsqn__{cfg.seed}__{int(time.time())}")
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    device = pick_device(cfg.device)
     model, spec, encoder = build(cfg)
     target, _, _ = build(cfg)
+    model.to(device)
+    target.to(device)
     target.load_state_dict(model.state_dict())
     best_state = {k: v.clone() for k, v in model.state_dict().items()}
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
@@ -290,15 +310,15 @@ def train(cfg: TrainConfig) -> Path:
                     rb.reset(obs)
             if not q_initialised and step >= cfg.learning_starts and len(rb) > 0:
                 q_initialised = True
-                o = rb.sample(cfg.batch_size)[0]
+                o = rb.sample(cfg.batch_size)[0].to(device)
                 with torch.no_grad():
                     model.shift_q(reward_sum / max(1, step) / (1 - cfg.gamma) - model(o).mean().item())
                 target.load_state_dict(model.state_dict())
             if step >= cfg.learning_starts and step % cfg.train_freq == 0:
                 for _grad_step in range(cfg.gradient_steps):
-                    o, a, r, o2, d, discount = rb.sample(cfg.batch_size)
+                    o, a, r, o2, d, discount = (t.to(device) for t in rb.sample(cfg.batch_size))
                     n = o.shape[0]
-                    # One pass of the online network over (o, o2): slayer's per-step loop costs the same for 2n.
+                    # One pass of the online network over (o, o2) (Double DQN needs its argmax on o2).
                     q_both, spikes, _ = model(torch.cat([o, o2]) if cfg.double_dqn else o, return_spikes=True)
                     q = q_both[:n]
                     with torch.no_grad():

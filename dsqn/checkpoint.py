@@ -1,4 +1,16 @@
-"""model.pt: a versioned, self-describing checkpoint written atomically and read with weights_only=True."""
+"""model.pt: a versioned, self-describing checkpoint written atomically and read with weights_only=True.
+
+The schema lives here, in the core, so every stage reads checkpoints the same way (export does not import
+``dsqn.train``). Keys of format 1:
+
+* ``format`` = "dsqn-checkpoint", ``format_version`` = 1
+* ``config_json`` (the training config), ``spec_json`` (:class:`dsqn.qnet.NetSpec`), ``encoder_json``
+* ``model`` (the best evaluated weights: what export writes), ``last_model``, ``target_model``, ``optimizer``
+* ``replay`` (vector replay memory), ``step``, ``episode``, ``best_eval``, ``evals_json``, ``final_eval_json``
+
+State dicts use slayer's tensor names (``blocks.<i>.synapse.weight`` ...), so checkpoints written when the
+network was built from lava-dl blocks load unchanged.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +26,12 @@ import torch
 from dsqn.encoding import Encoder
 from dsqn.errors import UserError
 
-from .model import NetSpec, SpikingQNet
+from dsqn.qnet import NetSpec, SpikingQNet
 
 CHECKPOINT_FORMAT = "dsqn-checkpoint"
 CHECKPOINT_VERSION = 1
+REQUIRED_KEYS = ("config_json", "spec_json", "encoder_json", "model")
+RESUME_KEYS = ("last_model", "target_model", "optimizer", "replay", "step", "episode", "best_eval", "evals_json")
 
 
 def save_checkpoint(path: str | Path, payload: dict) -> None:
@@ -59,7 +73,7 @@ def load_checkpoint(path: str | Path) -> dict:
         raise UserError(
             f"{path}: checkpoint format_version {ckpt.get('format_version')!r}, this toolchain reads {CHECKPOINT_VERSION}"
         )
-    for key in ("config_json", "spec_json", "encoder_json", "model"):
+    for key in REQUIRED_KEYS:
         if key not in ckpt:
             raise UserError(f"{path}: checkpoint is missing '{key}'")
     return ckpt
@@ -75,10 +89,11 @@ def model_from_checkpoint(ckpt: dict, path: str | Path = "checkpoint") -> tuple[
         raise UserError(f"{path}: malformed checkpoint description ({exc})") from None
     try:
         model = SpikingQNet(spec)
-        with torch.no_grad():  # slayer neurons learn their shape from the first input
-            model(torch.zeros(1, *spec.input_shape))
+        bad = [k for k, v in ckpt["model"].items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            raise ValueError(f"non-finite values in {bad[0]}")
         model.load_state_dict(ckpt["model"], strict=True)
-    except (RuntimeError, ValueError) as exc:
+    except (RuntimeError, ValueError, TypeError, AttributeError) as exc:
         msg = " ".join(str(exc).split())
         raise UserError(f"{path}: weights do not match the architecture it describes ({msg[:200]})") from None
     return model, spec, encoder, config

@@ -1,0 +1,318 @@
+"""SLAYER-compatible CUBA-LIF blocks whose forward pass is the chip's integer arithmetic.
+
+``Dense``, ``Conv``, ``Flatten`` and the non-spiking ``Readout`` take the parameters of lava-dl's
+``slayer.block.cuba`` blocks (a neuron-parameter dict, sizes, ``weight_scale``, ``delay_shift``), hold the same
+tensors under the same names (``synapse.weight`` of shape (out, in, kH, kW, 1), ``neuron.current_decay`` and
+``neuron.voltage_decay`` in 1/4096 units), initialise their weights as slayer does (so a seed gives the same
+network), use the same 8-bit weight quantization and surrogate gradient, and write the same NetX HDF5 groups
+as slayer's ``export_hdf5`` -- so Intel's ``netx.hdf5.Network`` loads what they export, and a state dict moves
+between these blocks and slayer's unchanged.
+
+What differs is the forward pass: synaptic input is an exact integer sum (float32 matmul/conv while the sum
+stays below 2**24, float64 otherwise; TF32 is switched off on CUDA), and the neuron runs in int64 through
+:mod:`dsqn.neuron` with Lava's 24-bit wrap of u and saturation of v, so training computes what Lava's
+``fixed_pt`` model and Loihi compute, bit for bit. Layouts are slayer's: (B, C, T) and (B, C, H, W, T), time last.
+
+Not supported (not used by this toolchain): learnable decays, per-channel random decays of slayer's
+``shared_param=False``, weight norm, axonal delays, graded spikes, persistent state.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import neuron as kernel
+from . import timing
+from .fixed_point import (
+    BIAS_MANT_MAX,
+    BIAS_MANT_MIN,
+    DECAY_SCALE,
+    SCALE_RHO_MULT,
+    SLAYER_TH_EPS,
+    STATE_SCALE,
+    TAU_RHO_MULT,
+    WEIGHT_INT_MAX,
+    WEIGHT_INT_MIN,
+    WEIGHT_SCALE,
+    LoihiNeuron,
+    NeuronParams,
+    readout_neuron,
+)
+
+# Sums of integer weights (|w| <= 256) times inputs are exact in float32 below 2**24.
+_F32_EXACT = 1 << 24
+NEURON_KEYS = ("threshold", "current_decay", "voltage_decay", "tau_grad", "scale_grad", "requires_grad", "shared_param",
+               "graded_spike")
+
+
+def exact_matmul_settings() -> None:
+    """TF32 would round the synaptic sums on Ampere and newer GPUs; the blocks need exact float32."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
+class _Quantize8Bit(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, w: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        step = 2.0 / WEIGHT_SCALE
+        return torch.round(w / step) * step
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return grad
+
+
+def quantize_8bit(weight: torch.Tensor) -> torch.Tensor:
+    """slayer's ``quantize_8bit`` (descaled): round to even multiples of 1/64 with a straight-through gradient,
+    then clamp to [-256/64, 254/64] (which zeroes the gradient outside), exactly as slayer composes them."""
+    return torch.clamp(_Quantize8Bit.apply(weight), WEIGHT_INT_MIN / WEIGHT_SCALE, WEIGHT_INT_MAX / WEIGHT_SCALE)
+
+
+class Neuron(torch.nn.Module):
+    """CUBA-LIF neuron group: slayer's parameters and tensors, Loihi's integers (``loihi()``)."""
+
+    def __init__(self, threshold: float, current_decay: float, voltage_decay: float, tau_grad: float = 1.0,
+                 scale_grad: float = 1.0, requires_grad: bool = False, shared_param: bool = True,
+                 graded_spike: bool = False) -> None:
+        super().__init__()
+        if requires_grad or not shared_param or graded_spike:
+            raise ValueError("dsqn.cuba neurons support requires_grad=False, shared_param=True, graded_spike=False")
+        self.w_scale, self.s_scale, self.p_scale = WEIGHT_SCALE, STATE_SCALE, DECAY_SCALE
+        # slayer quantizes the threshold by truncation (int(th * 64) / 64); thresholds given on the 1/64 grid
+        # (dsqn.fixed_point.quantize_threshold) are unchanged by it.
+        self.threshold = int(threshold * WEIGHT_SCALE) / WEIGHT_SCALE
+        self.tau_grad, self.scale_grad = float(tau_grad), float(scale_grad)
+        self.register_parameter("current_decay", torch.nn.Parameter(torch.FloatTensor([DECAY_SCALE * current_decay]), requires_grad=False))
+        self.register_parameter("voltage_decay", torch.nn.Parameter(torch.FloatTensor([DECAY_SCALE * voltage_decay]), requires_grad=False))
+        self.shape: tuple[int, ...] | None = None
+
+    def params(self) -> NeuronParams:
+        return NeuronParams(current_decay=float(torch.round(self.current_decay).item()) / DECAY_SCALE,
+                            voltage_decay=float(torch.round(self.voltage_decay).item()) / DECAY_SCALE, threshold=self.threshold)
+
+    def loihi(self, where: str = "neuron") -> LoihiNeuron:
+        return self.params().to_loihi(where)
+
+    def device_params(self) -> dict:
+        """The layer's ``neuron`` group of a NetX file (slayer's ``device_params``)."""
+        n = self.loihi()
+        return {"type": "CUBA", "iDecay": int(n.i_decay), "vDecay": int(n.v_decay), "vThMant": int(n.vth_mant),
+                "refDelay": 1, "gradedSpike": False}
+
+    def kernel_params(self, n: int, bias_state: np.ndarray | None = None, loihi: LoihiNeuron | None = None) -> kernel.KernelParams:
+        neuron = loihi or self.loihi()
+        keep_u, keep_v, bias, vth = neuron.per_neuron(n)
+        if bias_state is not None:
+            bias = np.ascontiguousarray(np.broadcast_to(bias_state, (n,)), dtype=np.int64)
+        th = self.threshold
+        return kernel.KernelParams(keep_u, keep_v, bias, vth, th_float=np.full(n, th + SLAYER_TH_EPS / STATE_SCALE),
+                                   tau_rho=np.full(n, self.tau_grad * th * TAU_RHO_MULT),
+                                   scale_rho=self.scale_grad * SCALE_RHO_MULT)
+
+
+class _CubaFn(torch.autograd.Function):
+    """z (B, N, S) or (B, N, 1) constant input [, bias (N,) float weight units] -> spikes, v (state units)."""
+
+    @staticmethod
+    def forward(ctx, z, bias, p, const, t_on, n_steps, resets, bias_from):  # type: ignore[no-untyped-def, override]
+        spikes, v_pre, _, _ = kernel.forward(z, const, t_on, n_steps, n_steps, p, resets)
+        ctx.save_for_backward(v_pre)
+        ctx.p, ctx.const, ctx.t_on, ctx.bias_from, ctx.has_bias = p, const, t_on, bias_from, bias is not None
+        ctx.z_dtype = z.dtype
+        v_post = v_pre * (1 - spikes.to(v_pre.dtype))
+        return spikes, v_post
+
+    @staticmethod
+    def backward(ctx, grad_s, grad_v):  # type: ignore[no-untyped-def, override]
+        (v_pre,) = ctx.saved_tensors
+        gz, gb = kernel.backward(grad_s, grad_v, v_pre, ctx.p, ctx.bias_from, ctx.has_bias and ctx.needs_input_grad[1])
+        if ctx.const:
+            gz = gz[..., ctx.t_on :].sum(-1, keepdim=True)
+        grad_bias = gb.sum(0) if gb is not None else None
+        return gz.to(ctx.z_dtype), grad_bias, None, None, None, None, None, None
+
+
+def neuron_forward(z: torch.Tensor, p: kernel.KernelParams, n_steps: int, const: bool = False, t_on: int = 0,
+                   resets: np.ndarray | None = None, bias: torch.Tensor | None = None,
+                   bias_from: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spikes (z's dtype) and post-reset voltage (float32 state units) over ``n_steps``, differentiable."""
+    if resets is None:
+        resets = np.zeros(n_steps, dtype=bool)
+    return _CubaFn.apply(z, bias, p, const, t_on, n_steps, resets, bias_from)
+
+
+def _delay(x: torch.Tensor) -> torch.Tensor:
+    """One step of synaptic delay (slayer's ``delay_shift``): the output of step t arrives on step t + 1."""
+    return F.pad(x[..., :-1], (timing.SYNAPSE_DELAY, 0))
+
+
+class _Synapse(torch.nn.Module):
+    """Holds ``weight`` in slayer's shape (out, in, kH, kW, 1) with slayer's initialisation."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: tuple[int, int], weight_scale: float) -> None:
+        super().__init__()
+        w = torch.empty(out_channels, in_channels, kernel_size[0], kernel_size[1], 1)
+        torch.nn.init.kaiming_uniform_(w, a=math.sqrt(5))  # torch.nn.Conv3d's default, which slayer's synapse is
+        self.weight = torch.nn.Parameter(weight_scale * w)
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
+
+    def quantized(self) -> torch.Tensor:
+        return quantize_8bit(self.weight)
+
+    def weight_int(self) -> np.ndarray:
+        """Exported integer weights (even, [-256, 254]) as float32 like slayer writes them."""
+        return (self.quantized().detach() * WEIGHT_SCALE).reshape(self.weight.shape[:-1]).cpu().numpy().astype(np.float32)
+
+
+def _needs_f64(x: torch.Tensor, fan_in: int, binary: bool) -> bool:
+    bound = fan_in * (-WEIGHT_INT_MIN) * (1.0 if binary else float(x.detach().abs().max().item() if x.numel() else 0.0))
+    return bound >= _F32_EXACT
+
+
+class _Block(torch.nn.Module):
+    neuron: Neuron
+    synapse: _Synapse
+
+    def __init__(self, neuron_params: dict, delay_shift: bool) -> None:
+        super().__init__()
+        unknown = set(neuron_params) - set(NEURON_KEYS)
+        if unknown:
+            raise ValueError(f"unsupported neuron parameters {sorted(unknown)}")
+        self.neuron = Neuron(**neuron_params)
+        self.delay_shift = delay_shift
+
+    def synaptic_input(self, x: torch.Tensor, binary: bool) -> torch.Tensor:
+        raise NotImplementedError
+
+    def run(self, x: torch.Tensor, n_steps: int | None = None, const_from: int | None = None,
+            resets: np.ndarray | None = None) -> torch.Tensor:
+        """Spikes (before the delay shift) as (B, N, S). ``const_from``: x is (B, C[, H, W]) presented on steps
+        const_from .. n_steps-1 (its synaptic input is computed once); otherwise x has time last."""
+        if const_from is not None:
+            z = self.synaptic_input(x.unsqueeze(-1), binary=False)
+            steps = int(n_steps)  # type: ignore[arg-type]
+        else:
+            z = self.synaptic_input(x, binary=True)
+            steps = z.shape[-1]
+        if self.neuron.shape is None:
+            self.neuron.shape = tuple(z.shape[1:-1])
+        z = z.reshape(z.shape[0], -1, z.shape[-1])
+        p = self.neuron.kernel_params(z.shape[1])
+        s, _ = neuron_forward(z.contiguous(), p, steps, const=const_from is not None, t_on=const_from or 0, resets=resets)
+        return s
+
+    def forward(self, x: torch.Tensor, n_steps: int | None = None, const_from: int | None = None) -> torch.Tensor:
+        s = self.run(x, n_steps, const_from)
+        s = s.reshape(s.shape[0], *self.neuron.shape, s.shape[-1])  # type: ignore[misc]
+        return _delay(s) if self.delay_shift else s
+
+    @property
+    def shape(self) -> tuple[int, ...] | None:
+        return self.neuron.shape
+
+
+class Dense(_Block):
+    """slayer.block.cuba.Dense(neuron_params, in_neurons, out_neurons, weight_scale, delay_shift)."""
+
+    def __init__(self, neuron_params: dict, in_neurons: int, out_neurons: int, weight_scale: float = 1.0,
+                 delay_shift: bool = True) -> None:
+        super().__init__(neuron_params, delay_shift)
+        self.synapse = _Synapse(in_neurons, out_neurons, (1, 1), weight_scale)
+        self.neuron.shape = (out_neurons,)
+
+    def synaptic_input(self, x: torch.Tensor, binary: bool) -> torch.Tensor:
+        """x (B, C, S) -> (B, N, S) in weight units, exact."""
+        w = self.synapse.quantized().reshape(self.synapse.out_channels, -1)
+        x = x.reshape(x.shape[0], -1, x.shape[-1])
+        if _needs_f64(x, w.shape[1], binary):
+            return torch.einsum("nc,bcs->bns", w.double(), x.double())
+        return torch.einsum("nc,bcs->bns", w, x.to(w.dtype))
+
+    def export_hdf5(self, handle) -> None:  # type: ignore[no-untyped-def]
+        handle.create_dataset("type", (1,), "S10", [b"dense"])
+        handle.create_dataset("shape", data=np.array(self.neuron.shape))
+        handle.create_dataset("inFeatures", data=self.synapse.in_channels)
+        handle.create_dataset("outFeatures", data=self.synapse.out_channels)
+        handle.create_dataset("weight", data=self.synapse.weight_int().reshape(self.synapse.out_channels, -1))
+        for key, value in self.neuron.device_params().items():
+            handle.create_dataset(f"neuron/{key}", data=value)
+
+
+class Conv(_Block):
+    """slayer.block.cuba.Conv(neuron_params, in_features, out_features, kernel_size, stride, padding, weight_scale,
+    delay_shift); dilation 1 and groups 1."""
+
+    def __init__(self, neuron_params: dict, in_features: int, out_features: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, weight_scale: float = 1.0, delay_shift: bool = True) -> None:
+        super().__init__(neuron_params, delay_shift)
+        self.synapse = _Synapse(in_features, out_features, (kernel_size, kernel_size), weight_scale)
+        self.stride, self.padding = (stride, stride), (padding, padding)
+
+    def synaptic_input(self, x: torch.Tensor, binary: bool) -> torch.Tensor:
+        """x (B, C, H, W, S) -> (B, O, H', W', S) in weight units, exact."""
+        w = self.synapse.quantized()[..., 0]
+        b, c, h, wd, s = x.shape
+        xt = x.permute(0, 4, 1, 2, 3).reshape(b * s, c, h, wd)
+        if _needs_f64(x, int(np.prod(w.shape[1:])), binary):
+            w, xt = w.double(), xt.double()
+        z = F.conv2d(xt.to(w.dtype), w, stride=self.stride, padding=self.padding)
+        return z.reshape(b, s, *z.shape[1:]).permute(0, 2, 3, 4, 1)
+
+    def export_hdf5(self, handle) -> None:  # type: ignore[no-untyped-def]
+        handle.create_dataset("type", (1,), "S10", [b"conv"])
+        handle.create_dataset("shape", data=np.array(self.neuron.shape))
+        handle.create_dataset("inChannels", data=self.synapse.in_channels)
+        handle.create_dataset("outChannels", data=self.synapse.out_channels)
+        handle.create_dataset("kernelSize", data=np.array(self.synapse.kernel_size))
+        handle.create_dataset("stride", data=np.array(self.stride))
+        handle.create_dataset("padding", data=np.array(self.padding))
+        handle.create_dataset("dilation", data=np.array([1, 1]))
+        handle.create_dataset("groups", data=1)
+        handle.create_dataset("weight", data=self.synapse.weight_int())
+        for key, value in self.neuron.device_params().items():
+            handle.create_dataset(f"neuron/{key}", data=value)
+
+
+class Flatten(torch.nn.Module):
+    """(B, C, H, W, T) -> (B, C*H*W, T), as slayer.block.cuba.Flatten."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shape: list[int] | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.shape is None:
+            self.shape = [x.shape[1] * x.shape[2] * x.shape[3], 1, 1]
+        return x.reshape(x.shape[0], -1, x.shape[-1])
+
+    def export_hdf5(self, handle) -> None:  # type: ignore[no-untyped-def]
+        handle.create_dataset("type", (1,), "S10", [b"flatten"])
+        handle.create_dataset("shape", data=np.array(self.shape))
+
+
+class Readout(torch.nn.Module):
+    """Non-spiking accumulating readout (slayer.block.cuba.Affine with current decay 1, voltage decay 0):
+    dense synapse, u = this step's input, v integrates u + bias. Returns v in state units (B, A, T)."""
+
+    def __init__(self, in_neurons: int, out_neurons: int, weight_scale: float = 1.0) -> None:
+        super().__init__()
+        self.neuron = Neuron(threshold=1.0, current_decay=1.0, voltage_decay=0.0)
+        self.neuron.shape = (out_neurons,)
+        self.synapse = _Synapse(in_neurons, out_neurons, (1, 1), weight_scale)
+
+    def loihi(self, bias_mant: np.ndarray | None = None) -> LoihiNeuron:
+        return readout_neuron(bias_mant)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, resets: np.ndarray, bias_from: int) -> torch.Tensor:
+        """x (B, C, T) spikes; ``bias`` (A,) float weight units on Loihi's grid (bias_mant / 64)."""
+        w = self.synapse.quantized().reshape(self.synapse.out_channels, -1)
+        z = torch.einsum("nc,bcs->bns", w, x.to(w.dtype))
+        bias_mant = np.rint(bias.detach().cpu().numpy().astype(np.float64) * WEIGHT_SCALE).astype(np.int64)
+        n = self.loihi(np.clip(bias_mant, BIAS_MANT_MIN, BIAS_MANT_MAX))
+        p = self.neuron.kernel_params(z.shape[1], loihi=n)
+        _, v = neuron_forward(z.contiguous(), p, z.shape[-1], resets=resets, bias=bias, bias_from=bias_from)
+        return v

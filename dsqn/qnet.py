@@ -1,0 +1,160 @@
+"""The deep spiking Q-network: CUBA-LIF dense/conv blocks (``dsqn.cuba``) and a non-spiking readout.
+
+What training computes is what Loihi computes, bit for bit (tests compare it with the emulator and Lava):
+
+* weights pass through slayer's ``quantize_8bit`` in every forward pass (even integers / 64);
+* every synapse delays by one step (``dsqn.timing``): each block's output is shifted by one step and the
+  observation reaches the first layer from step 1 on;
+* the input is the integer graded-spike payload of :class:`dsqn.encoding.Encoder`, constant over the T steps, so
+  the first layer's synaptic input is computed once per inference; its threshold is scaled by ``encoder.unit``
+  instead of scaling the payload, so nothing is rounded;
+* the readout is a non-spiking neuron (current decay 1, voltage decay 0) whose voltage after step T-1 is
+  decoded by :class:`dsqn.readout.Readout`: ``Q = q_scale * (W @ mean_t spikes + b)``;
+* every layer is reset where netx resets it (``dsqn.timing.reset_mask``), so the readout's bias enters from
+  its reset at step L on, as on the chip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from . import cuba, timing
+from .fixed_point import BIAS_MANT_MAX, BIAS_MANT_MIN, WEIGHT_SCALE, NeuronParams, quantize_threshold
+from .readout import Readout
+
+ARCH_VERSION = 1
+
+
+@dataclass
+class NetSpec:
+    """Architecture and neuron parameters; everything needed to rebuild the network."""
+
+    input_shape: list[int]
+    """(C,) for vector observations (C = encoder channels) or (C, H, W) for images."""
+    layers: list[dict]
+    """Hidden layers, e.g. {"type": "dense", "out": 64} or {"type": "conv", "out": 32, "kernel": 8, "stride": 4}."""
+    n_actions: int
+    timesteps: int = 8
+    """Timesteps per inference (T); the network state is reset between inferences."""
+    threshold: float = 1.0
+    current_decay: float = 0.5
+    voltage_decay: float = 0.5
+    input_unit: int = 32
+    """Payload value of one input unit (Encoder.unit): the first layer's threshold is multiplied by it."""
+    q_scale: float = 1.0
+    """Q = q_scale * (readout voltage / T); a positive constant, so it never changes the greedy action."""
+    tau_grad: float = 1.0
+    scale_grad: float = 1.0
+    arch_version: int = ARCH_VERSION
+
+    @property
+    def n_layers(self) -> int:
+        """Number of netx layers that hold neurons (hidden + readout)."""
+        return len(self.layers) + 1
+
+    def layer_params(self, i: int) -> NeuronParams:
+        """Neuron parameters of hidden layer i (the first layer's threshold is in payload units)."""
+        threshold = quantize_threshold(self.threshold) * (self.input_unit if i == 0 else 1)
+        return NeuronParams(current_decay=self.current_decay, voltage_decay=self.voltage_decay, threshold=threshold)
+
+    @property
+    def readout(self) -> Readout:
+        return Readout(kind="q", scale=self.q_scale, timesteps=self.timesteps)
+
+    def validate(self) -> None:
+        """ValueError (one line, naming the layer and the value) for anything the chip cannot run."""
+        timing.check_timesteps(self.timesteps, self.n_layers)
+        for layer in self.layers:
+            if layer.get("type") not in ("dense", "conv"):
+                raise ValueError(f"unknown layer type in {layer}")
+        quantize_threshold(self.threshold)
+        for i in range(len(self.layers)):
+            self.layer_params(i).to_loihi(f"layer {i}")
+        self.readout  # noqa: B018 - validates q_scale
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> NetSpec:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def conv_out(size: int, kernel: int, stride: int, padding: int = 0) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+class SpikingQNet(torch.nn.Module):
+    """Deep spiking Q-network: CUBA-LIF dense/conv blocks and a non-spiking accumulating readout."""
+
+    def __init__(self, spec: NetSpec) -> None:
+        super().__init__()
+        spec.validate()
+        self.spec = spec
+        blocks: list[torch.nn.Module] = []
+        shape = list(spec.input_shape)
+        for i, layer in enumerate(spec.layers):
+            p = spec.layer_params(i)
+            params = {"threshold": float(p.threshold), "current_decay": spec.current_decay, "voltage_decay": spec.voltage_decay,
+                      "tau_grad": spec.tau_grad, "scale_grad": spec.scale_grad}
+            if layer["type"] == "conv":
+                if len(shape) != 3:
+                    raise ValueError("a conv layer needs a (C, H, W) input")
+                k, s = int(layer["kernel"]), int(layer.get("stride", 1))
+                blocks.append(cuba.Conv(params, shape[0], int(layer["out"]), k, stride=s, weight_scale=2))
+                shape = [int(layer["out"]), conv_out(shape[1], k, s), conv_out(shape[2], k, s)]
+                blocks[-1].neuron.shape = tuple(shape)
+            else:
+                if len(shape) == 3:
+                    blocks.append(cuba.Flatten())
+                    shape = [int(np.prod(shape))]
+                blocks.append(cuba.Dense(params, shape[0], int(layer["out"]), weight_scale=2))
+                shape = [int(layer["out"])]
+        if len(shape) == 3:
+            blocks.append(cuba.Flatten())
+            shape = [int(np.prod(shape))]
+        self.blocks = torch.nn.ModuleList(blocks)
+        self.readout = cuba.Readout(shape[0], spec.n_actions, weight_scale=1)
+        # Readout bias in weight units per step; quantized to bias_mant / 64 on Loihi's grid.
+        self.readout_bias = torch.nn.Parameter(torch.zeros(spec.n_actions))
+
+    def neuron_blocks(self) -> list[cuba.Dense | cuba.Conv]:
+        return [b for b in self.blocks if not isinstance(b, cuba.Flatten)]
+
+    def quantized_bias(self) -> torch.Tensor:
+        """Readout bias on Loihi's grid (bias_mant / 64, 13-bit mantissa), with a straight-through gradient."""
+        b = self.readout_bias * WEIGHT_SCALE
+        bq = torch.clamp(torch.round(b), BIAS_MANT_MIN, BIAS_MANT_MAX)
+        return (b + (bq - b).detach()) / WEIGHT_SCALE
+
+    def shift_q(self, delta: float) -> None:
+        """Add ``delta`` to every Q value through the readout bias (clamped to the bias mantissa range)."""
+        steps = timing.readout_active_steps(self.spec.timesteps, self.spec.n_layers)
+        per_unit = self.spec.q_scale * steps / self.spec.timesteps
+        with torch.no_grad():
+            self.readout_bias.add_(delta / per_unit).clamp_(BIAS_MANT_MIN / WEIGHT_SCALE, BIAS_MANT_MAX / WEIGHT_SCALE)
+
+    def forward(self, payload: torch.Tensor, return_spikes: bool = False):  # type: ignore[no-untyped-def]
+        """payload: (B, *input_shape) integer payloads (as float). Returns Q (B, A); with ``return_spikes`` also
+        each layer's delayed spike train (B, *shape, T) and the readout voltage (B, A, T) in state units."""
+        T, L = self.spec.timesteps, self.spec.n_layers
+        x = payload
+        spikes = []
+        first = True
+        for block in self.blocks:
+            if isinstance(block, cuba.Flatten):
+                x = block(x)
+                continue
+            # the first synapse delays the constant observation by one step
+            x = block(x, n_steps=T, const_from=timing.SYNAPSE_DELAY) if first else block(x)
+            first = False
+            spikes.append(x)
+        v = self.readout(x, self.quantized_bias(), timing.reset_mask(L - 1, T, T), timing.reset_step(L - 1, T))
+        q = self.spec.readout.decode(v[..., timing.readout_step(T)])
+        if return_spikes:
+            return q, spikes, v
+        return q
