@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 with contextlib.redirect_stdout(io.StringIO()):
+    from dsqn.checkpoint import load_checkpoint, model_from_checkpoint
     from dsqn.deploy.closed_loop import make_policy, run_episodes
     from dsqn.netfile import read_netfile
-    from dsqn.checkpoint import load_checkpoint, model_from_checkpoint
 
 
 def main() -> None:

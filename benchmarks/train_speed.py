@@ -1,10 +1,13 @@
-"""Training speed of the spiking Q-network beside an ANN DQN of the same shape and hyperparameters.
+"""Training speed of the spiking Q-network beside the references, measured in one process.
 
-Measures, in one process: the time of one greedy action (batch 1), the time of one DQN update
-(Double DQN: online forward over (o, o2), target forward, backward, Adam step) and the resulting
-env-steps/s of the training loop (CartPole-v1, one update per env step). Prints medians.
+Rows: our exact CUBA blocks (dsqn.cuba), the same network from lava-dl's own slayer blocks (when the lava
+extra is installed), an ANN of the same layers; and the dense-FLOP bound of the spiking update: the same ANN
+update with every spiking layer's synaptic work done for all T steps (batch x T samples; the first layer once,
+as the constant input needs), i.e. what any implementation without exploiting sparsity must spend.
+Measures the time of one greedy action (batch 1), of one Double-DQN update (online forward over (o, o2),
+target forward, backward, Adam step) and the resulting env-steps/s of the training loop. Prints medians.
 
-    .venv/bin/python benchmarks/train_speed.py [--env-id CartPole-v1] [--repeats 200]
+    python benchmarks/train_speed.py [--env-id CartPole-v1] [--repeats 200] [--device cpu|cuda] [--timesteps T]
 """
 
 from __future__ import annotations
@@ -49,12 +52,33 @@ class AnnQNet(torch.nn.Module):
         return self.net(x)
 
 
+class BoundNet(torch.nn.Module):
+    """The ANN with the spiking network's synaptic work: layer 0 on B samples, every later layer on B*T."""
+
+    def __init__(self, ann: AnnQNet, T: int) -> None:
+        super().__init__()
+        self.ann, self.T = ann, T
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mods = list(self.ann.net)
+        h = mods[1](mods[0](x))
+        h = h.repeat_interleave(self.T, dim=0)
+        for m in mods[2:]:
+            h = m(h)
+        return h.reshape(x.shape[0], self.T, -1).mean(1)
+
+
+SYNC = {"fn": lambda: None}
+
+
 def median_ms(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
     fn()
+    SYNC["fn"]()
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         fn()
+        SYNC["fn"]()
         times.append(time.perf_counter() - t)
     return statistics.median(times) * 1e3
 
@@ -63,7 +87,7 @@ def bench(name: str, model: torch.nn.Module, target: torch.nn.Module, x: torch.T
           train_freq: int) -> dict:
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     o, o2 = x[:batch], x[batch : 2 * batch]
-    a = torch.zeros(batch, dtype=torch.long)
+    a = torch.zeros(batch, dtype=torch.long, device=x.device)
 
     def act() -> None:
         with torch.no_grad():
@@ -98,26 +122,62 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=200)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--timesteps", type=int, default=0, help="T of the spiking network (0 = the config default)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--batch", type=int, default=0, help="batch size (0 = the config default)")
+    p.add_argument("--no-lavadl", action="store_true", help="skip the lava-dl reference row")
+    p.add_argument("--no-bound", action="store_true", help="skip the dense-FLOP bound row")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    dev = torch.device(args.device)
+    if dev.type == "cuda":
+        from dsqn.cuba import exact_matmul_settings
+
+        exact_matmul_settings()
+        SYNC["fn"] = torch.cuda.synchronize
     explicit = {"timesteps"} if args.timesteps else set()
-    cfg = resolve(TrainConfig(env_id=args.env_id, timesteps=args.timesteps or 8), explicit)
+    if args.batch:
+        explicit.add("batch_size")
+    cfg = resolve(TrainConfig(env_id=args.env_id, timesteps=args.timesteps or 8, batch_size=args.batch or 64), explicit)
     snn, spec, enc = build(cfg)
     snn_t, _, _ = build(cfg)
     hi = 256 if enc.kind == "pixels" else 40
-    x = torch.from_numpy(np.random.default_rng(0).integers(0, hi, (2 * cfg.batch_size, *spec.input_shape)).astype(np.float32))
+    x = torch.from_numpy(np.random.default_rng(0).integers(0, hi, (2 * cfg.batch_size, *spec.input_shape)).astype(np.float32)).to(dev)
     sizes = [*spec.input_shape, *[layer["out"] for layer in spec.layers], spec.n_actions]
     ann, ann_t = AnnQNet(spec.input_shape, spec.layers, spec.n_actions), AnnQNet(spec.input_shape, spec.layers, spec.n_actions)
-    rows = [bench(f"SNN (slayer CUBA, T={spec.timesteps})", snn, snn_t, x, args.env_id, args.repeats, cfg.batch_size, cfg.train_freq),
-            bench("ANN (ReLU, same layers)", ann, ann_t, x, args.env_id, args.repeats, cfg.batch_size, cfg.train_freq)]
+    runs = [(f"SNN dsqn.cuba (exact, T={spec.timesteps})", snn, snn_t)]
+    if not args.no_lavadl:
+        try:
+            from lavadl_qnet import LavaDlQNet
+
+            ref, ref_t = LavaDlQNet(spec), LavaDlQNet(spec)
+            ref.load_state_dict(snn.state_dict())
+            runs.append((f"SNN lava-dl slayer (T={spec.timesteps})", ref, ref_t))
+        except ImportError:
+            print("(lava-dl not installed: no lava-dl reference row)")
+    runs.append(("ANN (ReLU, same layers)", ann, ann_t))
+    if not args.no_bound:
+        runs.append((f"dense-FLOP bound (ANN x T={spec.timesteps})", BoundNet(ann, spec.timesteps), BoundNet(ann_t, spec.timesteps)))
+    rows = []
+    for name, model, target in runs:
+        model.to(dev)
+        target.to(dev)
+        rows.append(bench(name, model, target, x, args.env_id, args.repeats, cfg.batch_size, cfg.train_freq))
     print(f"{args.env_id}: layers {sizes}, batch {cfg.batch_size}, one update every {cfg.train_freq} env steps, "
-          f"torch threads {args.threads}, device cpu, medians of {args.repeats}")
-    print(f"{'network':<32} {'act ms':>8} {'update ms':>10} {'env ms':>8} {'env steps/s':>12}")
+          f"torch {torch.__version__}, threads {args.threads}, device {args.device}"
+          f"{' (' + torch.cuda.get_device_name() + ')' if dev.type == 'cuda' else ''}, medians of {args.repeats}")
+    print(f"{'network':<40} {'act ms':>8} {'update ms':>10} {'env ms':>8} {'env steps/s':>12}")
     for r in rows:
-        print(f"{r['name']:<32} {r['act_ms']:>8.3f} {r['update_ms']:>10.3f} {r['env_ms']:>8.4f} {r['steps_per_s']:>12.1f}")
-    print(f"SNN/ANN: update time x{rows[0]['update_ms'] / rows[1]['update_ms']:.1f}, "
-          f"training throughput x{rows[1]['steps_per_s'] / rows[0]['steps_per_s']:.1f} slower")
+        print(f"{r['name']:<40} {r['act_ms']:>8.3f} {r['update_ms']:>10.3f} {r['env_ms']:>8.4f} {r['steps_per_s']:>12.1f}")
+    by = {r["name"].split(" (")[0]: r for r in rows}
+    ours, ann_row = rows[0], by["ANN"]
+    print(f"ours/ANN: update x{ours['update_ms'] / ann_row['update_ms']:.2f}, act x{ours['act_ms'] / ann_row['act_ms']:.2f}")
+    if "SNN lava-dl slayer" in by:
+        ref = by["SNN lava-dl slayer"]
+        print(f"lava-dl/ANN: update x{ref['update_ms'] / ann_row['update_ms']:.2f}; "
+              f"ours is x{ref['update_ms'] / ours['update_ms']:.1f} faster per update, x{ref['act_ms'] / ours['act_ms']:.1f} per action")
+    if "dense-FLOP bound" in by:
+        print(f"ours / dense-FLOP bound: update x{ours['update_ms'] / by['dense-FLOP bound']['update_ms']:.2f}")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ import torch
 
 from dsqn.encoding import Encoder
 from dsqn.errors import UserError
-
 from dsqn.qnet import NetSpec, SpikingQNet
 
 CHECKPOINT_FORMAT = "dsqn-checkpoint"

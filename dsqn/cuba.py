@@ -280,9 +280,10 @@ class Conv(_Block):
 class Flatten(torch.nn.Module):
     """(B, C, H, W, T) -> (B, C*H*W, T), as slayer.block.cuba.Flatten."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_shape: list[int] | None = None) -> None:
         super().__init__()
-        self.shape: list[int] | None = None
+        # slayer's Flatten learns this on its first forward pass and exports it as (C*H*W, 1, 1)
+        self.shape: list[int] | None = None if in_shape is None else [int(np.prod(in_shape)), 1, 1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.shape is None:

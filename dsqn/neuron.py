@@ -11,8 +11,8 @@ Per neuron and step t (Lava ``PyLifModelBitAcc``; state in Loihi units, 24-bit; 
 
 The synaptic input arrives as float weight units (``W_q @ x``, exact integers / 64) as slayer's neuron gets it;
 ``4096 * z`` is an exact integer. State is int64 inside the kernels whatever the training dtype, so the result is
-Lava's bit for bit; pre-reset voltages and currents are returned as float32, which holds every 24-bit value
-exactly.
+Lava's bit for bit. Pre-reset voltages are returned as float32, which holds every saturated 24-bit value exactly;
+recorded currents as float64, because Lava wraps u only once and a large input leaves it above 2**24.
 
 The backward pass is slayer's (``slayer/neuron/dynamics/leaky_integrator.py`` and ``slayer/spike/spike.py``):
 the surrogate ``scale_rho / (2 tau_rho) * exp(-|v - th'| / tau_rho)`` on the pre-reset voltage, then the
@@ -89,7 +89,7 @@ def forward_torch(z: torch.Tensor, const: bool, t_on: int, t_off: int, n_steps: 
     v = torch.zeros_like(u)
     spikes = torch.zeros(b, n, n_steps, dtype=z.dtype, device=dev)
     v_pre = torch.zeros(b, n, n_steps, dtype=torch.float32, device=dev)
-    u_rec = torch.zeros(b, n, n_steps, dtype=torch.float32, device=dev) if record_u else None
+    u_rec = torch.zeros(b, n, n_steps, dtype=torch.float64, device=dev) if record_u else None
     events = torch.zeros((), dtype=torch.int64, device=dev)
     for t in range(n_steps):
         if resets[t]:
@@ -111,7 +111,7 @@ def forward_torch(z: torch.Tensor, const: bool, t_on: int, t_off: int, n_steps: 
         spikes[..., t] = s.to(z.dtype)
         v_pre[..., t] = v.float()
         if u_rec is not None:
-            u_rec[..., t] = u.float()
+            u_rec[..., t] = u.double()
         v = torch.where(s, torch.zeros_like(v), v)
     return spikes, v_pre, u_rec, int(events)
 
@@ -120,15 +120,16 @@ def backward_torch(grad_s: torch.Tensor | None, grad_v: torch.Tensor | None, v_p
                    bias_from: int, want_bias: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     dev = v_pre.device
     n_steps = v_pre.shape[-1]
-    du = torch.as_tensor((p.keep_u / DECAY_SCALE).astype(np.float32), device=dev)
-    dv = torch.as_tensor((p.keep_v / DECAY_SCALE).astype(np.float32), device=dev)
-    g = torch.zeros_like(v_pre)
+    # float64 like the numba kernel: |v - th| of two large numbers loses bits in float32
+    du = torch.as_tensor(p.keep_u / DECAY_SCALE, device=dev)
+    dv = torch.as_tensor(p.keep_v / DECAY_SCALE, device=dev)
+    g = torch.zeros(v_pre.shape, dtype=torch.float64, device=dev)
     if grad_s is not None:
-        th = torch.as_tensor(p.th_float.astype(np.float32), device=dev)[:, None]
-        tau = torch.as_tensor(p.tau_rho.astype(np.float32), device=dev)[:, None]
-        g = g + grad_s.float() * (p.scale_rho / 2 / tau * torch.exp(-(v_pre / STATE_SCALE - th).abs() / tau))
+        th = torch.as_tensor(p.th_float, device=dev)[:, None]
+        tau = torch.as_tensor(p.tau_rho, device=dev)[:, None]
+        g = g + grad_s.double() * (p.scale_rho / 2 / tau * torch.exp(-(v_pre.double() / STATE_SCALE - th).abs() / tau))
     if grad_v is not None:
-        g = g + grad_v.float() * STATE_SCALE
+        g = g + grad_v.double() * STATE_SCALE
     acc_v = torch.zeros_like(g[..., 0])
     acc_u = torch.zeros_like(acc_v)
     gz = torch.zeros_like(g)
@@ -139,7 +140,7 @@ def backward_torch(grad_s: torch.Tensor | None, grad_v: torch.Tensor | None, v_p
         gz[..., t] = acc_u
         if gb is not None and t >= bias_from:
             gb = gb + acc_v
-    return gz, gb
+    return gz.float(), (gb.float() if gb is not None else None)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -231,7 +232,7 @@ def forward_numba(z: torch.Tensor, const: bool, t_on: int, t_off: int, n_steps: 
     b, n = z.shape[0], z.shape[1]
     spikes = torch.empty(b, n, n_steps, dtype=z.dtype)
     v_pre = torch.empty(b, n, n_steps, dtype=torch.float32)
-    u_rec = torch.empty(b, n, n_steps, dtype=torch.float32) if record_u else torch.empty(1, 1, 1)
+    u_rec = torch.empty(b, n, n_steps, dtype=torch.float64) if record_u else torch.empty(1, 1, 1, dtype=torch.float64)
     events = np.zeros(b * n, dtype=np.int64)
     parallel = b * n * n_steps >= _PARALLEL_MIN and torch.get_num_threads() > 1
     if parallel:

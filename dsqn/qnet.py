@@ -110,12 +110,12 @@ class SpikingQNet(torch.nn.Module):
                 blocks[-1].neuron.shape = tuple(shape)
             else:
                 if len(shape) == 3:
-                    blocks.append(cuba.Flatten())
+                    blocks.append(cuba.Flatten(shape))
                     shape = [int(np.prod(shape))]
                 blocks.append(cuba.Dense(params, shape[0], int(layer["out"]), weight_scale=2))
                 shape = [int(layer["out"])]
         if len(shape) == 3:
-            blocks.append(cuba.Flatten())
+            blocks.append(cuba.Flatten(shape))
             shape = [int(np.prod(shape))]
         self.blocks = torch.nn.ModuleList(blocks)
         self.readout = cuba.Readout(shape[0], spec.n_actions, weight_scale=1)

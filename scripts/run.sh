@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Set up the environment if it is missing, then run the demo or the tests.
 #   bash scripts/run.sh demo   train a CartPole DSQN (small budget), export it, deploy it on the Lava simulator
-#   bash scripts/run.sh test   run the test suite
+#   bash scripts/run.sh test   ruff, then the test suite in two lanes:
+#                              lava lane: Python 3.10 + the lava extra (.venv), every test, Lava required
+#                              core lane: Python 3.11 + a current CPU torch, no lava (.venv-core), the core tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 VENV="$ROOT/.venv"
+CORE_VENV="$ROOT/.venv-core"
+CORE_TORCH=${CORE_TORCH:-torch==2.13.0}
 
 find_python310() {
     for cand in python3.10 /root/.pyenv/versions/3.10*/bin/python3.10 /usr/local/bin/python3.10 /usr/bin/python3.10; do
@@ -32,7 +36,35 @@ ensure_env() {
     echo "setting up $VENV with $py (lava-dl pins torch 2.3: several GB of CUDA wheels, a few minutes)" >&2
     [ -x "$VENV/bin/python" ] || "$py" -m venv "$VENV"
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e ".[dev]"
+    "$VENV/bin/python" -m pip install -q -e ".[dev,lava]"
+    echo "$want" > "$stamp"
+}
+
+find_python311() {
+    for cand in python3.11 /root/.pyenv/versions/3.11*/bin/python3.11 /usr/local/bin/python3.11 /usr/bin/python3.11 python3; do
+        if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; assert sys.version_info[:2] >= (3, 11)' 2>/dev/null; then
+            command -v "$cand"; return 0
+        fi
+    done
+    echo "error: the core lane needs Python >= 3.11" >&2
+    return 1
+}
+
+ensure_core_env() {
+    # The core without lava, on a current interpreter and torch (a CPU build of torch 2.13 lies on this disk).
+    local stamp="$CORE_VENV/.dsqn-installed"
+    local want
+    want=$( (sha256sum pyproject.toml; echo "$CORE_TORCH") | sha256sum | cut -c1-16)
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$CORE_VENV/bin/python" -c 'import dsqn, numba, torch' 2>/dev/null; then
+        return 0
+    fi
+    local py
+    py=$(find_python311)
+    echo "setting up $CORE_VENV with $py and $CORE_TORCH (core lane, no lava)" >&2
+    [ -x "$CORE_VENV/bin/python" ] || "$py" -m venv "$CORE_VENV"
+    "$CORE_VENV/bin/python" -m pip install -q --upgrade pip
+    "$CORE_VENV/bin/python" -m pip install -q "$CORE_TORCH"
+    "$CORE_VENV/bin/python" -m pip install -q -e ".[dev]"
     echo "$want" > "$stamp"
 }
 
@@ -62,10 +94,14 @@ case "$cmd" in
         ;;
     test)
         ensure_env
+        ensure_core_env
         ensure_chromium
         export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
         "$VENV/bin/ruff" check dsqn train export deploy hw_sim tests benchmarks
-        "$VENV/bin/python" -m pytest "$@"
+        echo "== lava lane: Python 3.10, lava-nc 0.10, lava-dl 0.6, torch 2.3 (all tests)" >&2
+        DSQN_REQUIRE_LAVA=1 "$VENV/bin/python" -m pytest "$@"
+        echo "== core lane: $("$CORE_VENV/bin/python" -c 'import sys, torch; print(f"Python {sys.version.split()[0]}, torch {torch.__version__}")'), no lava" >&2
+        "$CORE_VENV/bin/python" -m pytest "$@"
         ;;
     *)
         echo "usage: bash scripts/run.sh demo|test [extra args]" >&2

@@ -30,12 +30,13 @@ def make_net(
     voltage_decay: float = 0.125,
     weight_gain: float = 3.0,
     bias: list[float] | None = None,
+    input_unit: int = 32,
 ) -> SpikingQNet:
     torch.manual_seed(seed)
     spec = NetSpec(
         input_shape=list(input_shape), layers=layers or [{"type": "dense", "out": 24}, {"type": "dense", "out": 16}],
         n_actions=n_actions, timesteps=timesteps, threshold=threshold, current_decay=current_decay,
-        voltage_decay=voltage_decay, input_unit=32, q_scale=4.0,
+        voltage_decay=voltage_decay, input_unit=input_unit, q_scale=4.0,
     )
     model = SpikingQNet(spec)
     with torch.no_grad():

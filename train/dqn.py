@@ -14,12 +14,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dsqn.checkpoint import file_sha256, load_checkpoint, save_checkpoint
+from dsqn.cuba import exact_matmul_settings
 from dsqn.encoding import Encoder
 from dsqn.envs import atari_game, check_spaces, human_normalized, make_env, obs_scale_for
 from dsqn.errors import UserError
-
-from dsqn.checkpoint import file_sha256, load_checkpoint, save_checkpoint
-from dsqn.cuba import exact_matmul_settings
 from dsqn.qnet import NetSpec, SpikingQNet
 
 from .config import FIELD_DEFAULTS, TrainConfig
