@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -60,7 +61,9 @@ def load_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch >= 2.6 warns about pickle protocols before refusing a file
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unpickling failed"
         raise UserError(f"{path}: refused to load: the file holds more than plain tensors ({first[:160]})") from None

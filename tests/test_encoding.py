@@ -45,6 +45,7 @@ def test_bad_encoder_settings_are_rejected():
         Encoder(obs_scale=(0.0,))
 
 
+@pytest.mark.lava
 def test_weight_quantization_matches_slayer_quantize_8bit():
     import torch
     from lava.lib.dl.slayer.neuron import cuba

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+pytest.importorskip("lava.lib.dl.slayer", reason="needs the lava extra (lava-nc, lava-dl; Python 3.10)")
 with contextlib.redirect_stdout(io.StringIO()):
     from lava.lib.dl import slayer
 
