@@ -19,6 +19,7 @@ Not supported (not used by this toolchain): learnable decays, per-channel random
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -28,6 +29,7 @@ import torch.nn.functional as F
 from . import neuron as kernel
 from . import timing
 from .fixed_point import (
+    BIAS_EXP,
     BIAS_MANT_MAX,
     BIAS_MANT_MIN,
     DECAY_SCALE,
@@ -103,51 +105,75 @@ class Neuron(torch.nn.Module):
         return {"type": "CUBA", "iDecay": int(n.i_decay), "vDecay": int(n.v_decay), "vThMant": int(n.vth_mant),
                 "refDelay": 1, "gradedSpike": False}
 
-    def kernel_params(self, n: int, bias_state: np.ndarray | None = None, loihi: LoihiNeuron | None = None) -> kernel.KernelParams:
-        neuron = loihi or self.loihi()
-        keep_u, keep_v, bias, vth = neuron.per_neuron(n)
-        if bias_state is not None:
-            bias = np.ascontiguousarray(np.broadcast_to(bias_state, (n,)), dtype=np.int64)
-        th = self.threshold
-        return kernel.KernelParams(keep_u, keep_v, bias, vth, th_float=np.full(n, th + SLAYER_TH_EPS / STATE_SCALE),
-                                   tau_rho=np.full(n, self.tau_grad * th * TAU_RHO_MULT),
-                                   scale_rho=self.scale_grad * SCALE_RHO_MULT)
+    def kernel_params(self, n: int, bias_mant: np.ndarray | None = None) -> kernel.KernelParams:
+        """The kernels' per-neuron arrays; converted once and cached until the decays change (load_state_dict)."""
+        key = (n, self.current_decay._version, self.voltage_decay._version, self.current_decay.data_ptr())
+        cached = getattr(self, "_kernel_params", None)
+        if cached is None or cached[0] != key:
+            keep_u, keep_v, bias, vth = self.loihi().per_neuron(n)
+            th = self.threshold
+            params = kernel.KernelParams(keep_u, keep_v, bias, vth, th_float=np.full(n, th + SLAYER_TH_EPS / STATE_SCALE),
+                                         tau_rho=np.full(n, self.tau_grad * th * TAU_RHO_MULT),
+                                         scale_rho=self.scale_grad * SCALE_RHO_MULT)
+            cached = (key, params)
+            self._kernel_params = cached
+        params = cached[1]
+        if bias_mant is not None:
+            bias = np.broadcast_to(np.clip(bias_mant, BIAS_MANT_MIN, BIAS_MANT_MAX).astype(np.int64) << BIAS_EXP, (n,))
+            params = dataclasses.replace(params, bias=np.ascontiguousarray(bias))
+        return params
+
+
+class ReadoutNeuron(Neuron):
+    """slayer's Affine neuron (current decay 1, voltage decay 0), on the chip a LIF whose threshold is the
+    largest vThMant (dsqn.fixed_point.readout_neuron)."""
+
+    def __init__(self) -> None:
+        super().__init__(threshold=1.0, current_decay=1.0, voltage_decay=0.0)
+
+    def loihi(self, where: str = "readout") -> LoihiNeuron:
+        return readout_neuron()
 
 
 class _CubaFn(torch.autograd.Function):
-    """z (B, N, S) or (B, N, 1) constant input [, bias (N,) float weight units] -> spikes, v (state units)."""
+    """z (B, S, N) or (B, 1, N) constant input [, bias (N,) float weight units] -> spikes, v (state units)."""
 
     @staticmethod
-    def forward(ctx, z, bias, p, const, t_on, n_steps, resets, bias_from):  # type: ignore[no-untyped-def, override]
-        spikes, v_pre, _, _ = kernel.forward(z, const, t_on, n_steps, n_steps, p, resets)
+    def forward(ctx, z, bias, p, const, t_on, n_steps, resets, bias_from, want_v, delay):  # type: ignore[no-untyped-def, override]
+        spikes, v_pre, _, _ = kernel.forward(z, const, t_on, n_steps, n_steps, p, resets, delay=delay)
         ctx.save_for_backward(v_pre)
-        ctx.p, ctx.const, ctx.t_on, ctx.bias_from, ctx.has_bias = p, const, t_on, bias_from, bias is not None
+        ctx.p, ctx.const, ctx.t_on, ctx.bias_from, ctx.has_bias, ctx.delay = p, const, t_on, bias_from, bias is not None, delay
         ctx.z_dtype = z.dtype
-        v_post = v_pre * (1 - spikes.to(v_pre.dtype))
-        return spikes, v_post
+        return spikes, (_post_reset(v_pre, spikes) if want_v else v_pre)
 
     @staticmethod
     def backward(ctx, grad_s, grad_v):  # type: ignore[no-untyped-def, override]
         (v_pre,) = ctx.saved_tensors
-        gz, gb = kernel.backward(grad_s, grad_v, v_pre, ctx.p, ctx.bias_from, ctx.has_bias and ctx.needs_input_grad[1])
+        gz, gb = kernel.backward(grad_s, grad_v, v_pre, ctx.p, ctx.bias_from, ctx.has_bias and ctx.needs_input_grad[1],
+                                 delay=ctx.delay)
         if ctx.const:
-            gz = gz[..., ctx.t_on :].sum(-1, keepdim=True)
+            gz = gz[:, ctx.t_on :].sum(1, keepdim=True)
         grad_bias = gb.sum(0) if gb is not None else None
-        return gz.to(ctx.z_dtype), grad_bias, None, None, None, None, None, None
+        return gz.to(ctx.z_dtype), grad_bias, None, None, None, None, None, None, None, None
 
 
 def neuron_forward(z: torch.Tensor, p: kernel.KernelParams, n_steps: int, const: bool = False, t_on: int = 0,
-                   resets: np.ndarray | None = None, bias: torch.Tensor | None = None,
-                   bias_from: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Spikes (z's dtype) and post-reset voltage (float32 state units) over ``n_steps``, differentiable."""
+                   resets: np.ndarray | None = None, bias: torch.Tensor | None = None, bias_from: int = 0,
+                   delay: bool = False, want_v: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spikes (z's dtype; shifted one step with ``delay``) and post-reset voltage (float32 state units) over
+    ``n_steps``, differentiable (without ``want_v`` the voltage is the pre-reset one and not differentiated)."""
     if resets is None:
         resets = np.zeros(n_steps, dtype=bool)
-    return _CubaFn.apply(z, bias, p, const, t_on, n_steps, resets, bias_from)
+    z = z.contiguous()
+    if not torch.is_grad_enabled():  # acting and evaluation: no autograd bookkeeping
+        spikes, v_pre, _, _ = kernel.forward(z, const, t_on, n_steps, n_steps, p, resets, delay=delay)
+        return spikes, (_post_reset(v_pre, spikes) if want_v and not delay else v_pre)
+    return _CubaFn.apply(z, bias, p, const, t_on, n_steps, resets, bias_from, want_v and not delay, delay)
 
 
-def _delay(x: torch.Tensor) -> torch.Tensor:
-    """One step of synaptic delay (slayer's ``delay_shift``): the output of step t arrives on step t + 1."""
-    return F.pad(x[..., :-1], (timing.SYNAPSE_DELAY, 0))
+def _post_reset(v_pre: torch.Tensor, spikes: torch.Tensor) -> torch.Tensor:
+    """The voltage after the spike's reset (what Lava's ``v`` holds)."""
+    return torch.where(spikes != 0, torch.zeros((), dtype=v_pre.dtype, device=v_pre.device), v_pre)
 
 
 class _Synapse(torch.nn.Module):
@@ -173,7 +199,19 @@ def _needs_f64(x: torch.Tensor, fan_in: int, binary: bool) -> bool:
     return bound >= _F32_EXACT
 
 
+def _time_major(x: torch.Tensor) -> torch.Tensor:
+    """slayer layout (B, C..., T) -> ours (B, T, C...)."""
+    return x.movedim(-1, 1)
+
+
+def _time_last(x: torch.Tensor) -> torch.Tensor:
+    return x.movedim(1, -1)
+
+
 class _Block(torch.nn.Module):
+    """A CUBA block. ``forward`` takes and returns slayer's layout (B, C..., T); the network runs ``forward_tm``
+    on time-major tensors (B, T, C...), where synaptic products are GEMMs over B*T rows without copies."""
+
     neuron: Neuron
     synapse: _Synapse
 
@@ -186,29 +224,27 @@ class _Block(torch.nn.Module):
         self.delay_shift = delay_shift
 
     def synaptic_input(self, x: torch.Tensor, binary: bool) -> torch.Tensor:
+        """x (R, C...) -> (R, N) in weight units, exact (R = batch x steps)."""
         raise NotImplementedError
 
-    def run(self, x: torch.Tensor, n_steps: int | None = None, const_from: int | None = None,
-            resets: np.ndarray | None = None) -> torch.Tensor:
-        """Spikes (before the delay shift) as (B, N, S). ``const_from``: x is (B, C[, H, W]) presented on steps
-        const_from .. n_steps-1 (its synaptic input is computed once); otherwise x has time last."""
+    def forward_tm(self, x: torch.Tensor, n_steps: int | None = None, const_from: int | None = None) -> torch.Tensor:
+        """Spikes (B, T, *shape), delayed by one step with ``delay_shift``. ``const_from``: x is (B, C...) presented
+        on steps const_from .. n_steps-1 and its synaptic input is computed once; otherwise x is (B, T, C...)."""
+        b = x.shape[0]
         if const_from is not None:
-            z = self.synaptic_input(x.unsqueeze(-1), binary=False)
+            z = self.synaptic_input(x, binary=False).reshape(b, 1, -1)
             steps = int(n_steps)  # type: ignore[arg-type]
         else:
-            z = self.synaptic_input(x, binary=True)
-            steps = z.shape[-1]
-        if self.neuron.shape is None:
-            self.neuron.shape = tuple(z.shape[1:-1])
-        z = z.reshape(z.shape[0], -1, z.shape[-1])
-        p = self.neuron.kernel_params(z.shape[1])
-        s, _ = neuron_forward(z.contiguous(), p, steps, const=const_from is not None, t_on=const_from or 0, resets=resets)
-        return s
+            steps = x.shape[1]
+            z = self.synaptic_input(x.reshape(b * steps, *x.shape[2:]), binary=True).reshape(b, steps, -1)
+        p = self.neuron.kernel_params(z.shape[-1])
+        s, _ = neuron_forward(z, p, steps, const=const_from is not None, t_on=const_from or 0, delay=self.delay_shift,
+                              want_v=False)
+        return s.reshape(b, steps, *self.neuron.shape)  # type: ignore[misc]
 
     def forward(self, x: torch.Tensor, n_steps: int | None = None, const_from: int | None = None) -> torch.Tensor:
-        s = self.run(x, n_steps, const_from)
-        s = s.reshape(s.shape[0], *self.neuron.shape, s.shape[-1])  # type: ignore[misc]
-        return _delay(s) if self.delay_shift else s
+        """slayer's interface: x (B, C..., T) -> spikes (B, *shape, T)."""
+        return _time_last(self.forward_tm(x if const_from is not None else _time_major(x), n_steps, const_from))
 
     @property
     def shape(self) -> tuple[int, ...] | None:
@@ -225,12 +261,11 @@ class Dense(_Block):
         self.neuron.shape = (out_neurons,)
 
     def synaptic_input(self, x: torch.Tensor, binary: bool) -> torch.Tensor:
-        """x (B, C, S) -> (B, N, S) in weight units, exact."""
         w = self.synapse.quantized().reshape(self.synapse.out_channels, -1)
-        x = x.reshape(x.shape[0], -1, x.shape[-1])
+        x = x.reshape(x.shape[0], -1)
         if _needs_f64(x, w.shape[1], binary):
-            return torch.einsum("nc,bcs->bns", w.double(), x.double())
-        return torch.einsum("nc,bcs->bns", w, x.to(w.dtype))
+            return F.linear(x.double(), w.double())
+        return F.linear(x.to(w.dtype), w)
 
     def export_hdf5(self, handle) -> None:  # type: ignore[no-untyped-def]
         handle.create_dataset("type", (1,), "S10", [b"dense"])
@@ -253,14 +288,13 @@ class Conv(_Block):
         self.stride, self.padding = (stride, stride), (padding, padding)
 
     def synaptic_input(self, x: torch.Tensor, binary: bool) -> torch.Tensor:
-        """x (B, C, H, W, S) -> (B, O, H', W', S) in weight units, exact."""
         w = self.synapse.quantized()[..., 0]
-        b, c, h, wd, s = x.shape
-        xt = x.permute(0, 4, 1, 2, 3).reshape(b * s, c, h, wd)
         if _needs_f64(x, int(np.prod(w.shape[1:])), binary):
-            w, xt = w.double(), xt.double()
-        z = F.conv2d(xt.to(w.dtype), w, stride=self.stride, padding=self.padding)
-        return z.reshape(b, s, *z.shape[1:]).permute(0, 2, 3, 4, 1)
+            w, x = w.double(), x.double()
+        z = F.conv2d(x.to(w.dtype), w, stride=self.stride, padding=self.padding)
+        if self.neuron.shape is None:
+            self.neuron.shape = tuple(z.shape[1:])
+        return z.reshape(z.shape[0], -1)
 
     def export_hdf5(self, handle) -> None:  # type: ignore[no-untyped-def]
         handle.create_dataset("type", (1,), "S10", [b"conv"])
@@ -290,6 +324,10 @@ class Flatten(torch.nn.Module):
             self.shape = [x.shape[1] * x.shape[2] * x.shape[3], 1, 1]
         return x.reshape(x.shape[0], -1, x.shape[-1])
 
+    def forward_tm(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, C, H, W) -> (B, T, C*H*W), the same neuron order."""
+        return x.reshape(x.shape[0], x.shape[1], -1)
+
     def export_hdf5(self, handle) -> None:  # type: ignore[no-untyped-def]
         handle.create_dataset("type", (1,), "S10", [b"flatten"])
         handle.create_dataset("shape", data=np.array(self.shape))
@@ -301,19 +339,18 @@ class Readout(torch.nn.Module):
 
     def __init__(self, in_neurons: int, out_neurons: int, weight_scale: float = 1.0) -> None:
         super().__init__()
-        self.neuron = Neuron(threshold=1.0, current_decay=1.0, voltage_decay=0.0)
+        self.neuron = ReadoutNeuron()
         self.neuron.shape = (out_neurons,)
         self.synapse = _Synapse(in_neurons, out_neurons, (1, 1), weight_scale)
 
     def loihi(self, bias_mant: np.ndarray | None = None) -> LoihiNeuron:
         return readout_neuron(bias_mant)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor, resets: np.ndarray, bias_from: int) -> torch.Tensor:
-        """x (B, C, T) spikes; ``bias`` (A,) float weight units on Loihi's grid (bias_mant / 64)."""
+    def forward_tm(self, x: torch.Tensor, bias: torch.Tensor, resets: np.ndarray, bias_from: int) -> torch.Tensor:
+        """x (B, T, C) spikes -> v (B, T, A); ``bias`` (A,) float weight units on Loihi's grid (bias_mant / 64)."""
         w = self.synapse.quantized().reshape(self.synapse.out_channels, -1)
-        z = torch.einsum("nc,bcs->bns", w, x.to(w.dtype))
+        z = F.linear(x.to(w.dtype), w)
         bias_mant = np.rint(bias.detach().cpu().numpy().astype(np.float64) * WEIGHT_SCALE).astype(np.int64)
-        n = self.loihi(np.clip(bias_mant, BIAS_MANT_MIN, BIAS_MANT_MAX))
-        p = self.neuron.kernel_params(z.shape[1], loihi=n)
-        _, v = neuron_forward(z.contiguous(), p, z.shape[-1], resets=resets, bias=bias, bias_from=bias_from)
+        p = self.neuron.kernel_params(z.shape[-1], bias_mant)
+        _, v = neuron_forward(z, p, z.shape[1], resets=resets, bias=bias, bias_from=bias_from)
         return v

@@ -19,6 +19,11 @@ the surrogate ``scale_rho / (2 tau_rho) * exp(-|v - th'| / tau_rho)`` on the pre
 voltage and current leaky integrators run backwards in time as linear filters (resets and wrap are not
 differentiated, as in slayer).
 
+Layout: time-major, (B, S, N) -- batch, step, neuron -- so the synaptic products are plain GEMMs and convolutions
+over B*S rows and the kernels' inner loop runs over contiguous neurons (SIMD on the CPU, coalesced on the GPU).
+With ``delay`` the spikes come out already shifted by one step (the next synapse's delay, slayer's
+``delay_shift``), which saves a copy per layer.
+
 Three implementations, picked by device: numba on the CPU (compiled on first use, cached on disk; no system
 compiler needed), Triton on CUDA (``dsqn.neuron_triton``), and a plain torch loop over time that runs
 anywhere and is the reference the others are tested against.
@@ -26,14 +31,13 @@ anywhere and is the reference the others are tested against.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .fixed_point import DECAY_SCALE, STATE_SCALE, UV_MAX, V_LIMIT
+from .fixed_point import DECAY_SCALE, SLAYER_TH_EPS, STATE_SCALE, UV_MAX, V_LIMIT
 
 try:  # numba is a core dependency; the torch path keeps the package importable where a wheel is missing
     import numba
@@ -55,7 +59,7 @@ class KernelParams:
     keep_v: np.ndarray
     bias: np.ndarray  # state units (bias_mant << bias_exp)
     vth: np.ndarray  # state units (vThMant << 6)
-    th_float: np.ndarray  # slayer's threshold + eps in float state units / 4096 (for the surrogate)
+    th_float: np.ndarray  # slayer's threshold + eps in float units (documentation; the surrogate uses vth exactly)
     tau_rho: np.ndarray
     scale_rho: float
 
@@ -80,25 +84,25 @@ def _shift_decay(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
 
 
 def forward_torch(z: torch.Tensor, const: bool, t_on: int, t_off: int, n_steps: int, p: KernelParams,
-                  resets: np.ndarray, record_u: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int]:
+                  resets: np.ndarray, record_u: bool, delay: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int]:
     dev = z.device
-    b, n = z.shape[0], z.shape[1]
+    b, n = z.shape[0], z.shape[2]
     keep_u, keep_v, bias, vth = (torch.as_tensor(a, device=dev) for a in (p.keep_u, p.keep_v, p.bias, p.vth))
     a_all = torch.trunc(z.double() * STATE_SCALE).long()
     u = torch.zeros(b, n, dtype=torch.int64, device=dev)
     v = torch.zeros_like(u)
-    spikes = torch.zeros(b, n, n_steps, dtype=z.dtype, device=dev)
-    v_pre = torch.zeros(b, n, n_steps, dtype=torch.float32, device=dev)
-    u_rec = torch.zeros(b, n, n_steps, dtype=torch.float64, device=dev) if record_u else None
+    spikes = torch.zeros(b, n_steps, n, dtype=z.dtype, device=dev)
+    v_pre = torch.zeros(b, n_steps, n, dtype=torch.float32, device=dev)
+    u_rec = torch.zeros(b, n_steps, n, dtype=torch.float64, device=dev) if record_u else None
     events = torch.zeros((), dtype=torch.int64, device=dev)
     for t in range(n_steps):
         if resets[t]:
             u = torch.zeros_like(u)
             v = torch.zeros_like(v)
         if const:
-            a = a_all[..., 0] if t_on <= t < t_off else torch.zeros_like(u)
+            a = a_all[:, 0] if t_on <= t < t_off else torch.zeros_like(u)
         else:
-            a = a_all[..., t]
+            a = a_all[:, t]
         u = _shift_decay(u, keep_u) + a
         over, under = u > UV_MAX, u <= -UV_MAX
         events += over.sum() + under.sum()
@@ -108,36 +112,52 @@ def forward_torch(z: torch.Tensor, const: bool, t_on: int, t_off: int, n_steps: 
         events += sat.sum()
         v = v.clamp(-V_LIMIT, V_LIMIT)
         s = v > vth
-        spikes[..., t] = s.to(z.dtype)
-        v_pre[..., t] = v.float()
+        if not delay:
+            spikes[:, t] = s.to(z.dtype)
+        elif t + 1 < n_steps:
+            spikes[:, t + 1] = s.to(z.dtype)
+        v_pre[:, t] = v.float()
         if u_rec is not None:
-            u_rec[..., t] = u.double()
+            u_rec[:, t] = u.double()
         v = torch.where(s, torch.zeros_like(v), v)
     return spikes, v_pre, u_rec, int(events)
 
 
-def backward_torch(grad_s: torch.Tensor | None, grad_v: torch.Tensor | None, v_pre: torch.Tensor, p: KernelParams,
-                   bias_from: int, want_bias: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+def voltage_grad(grad_s: torch.Tensor | None, grad_v: torch.Tensor | None, v_pre: torch.Tensor, p: KernelParams,
+                 delay: bool) -> torch.Tensor:
+    """d loss / d v (float units) at every step: the surrogate times the spikes' gradient, plus the voltage's own.
+    Vectorised in float32: v and vth are integers below 2**24, so v - vth is exact, and slayer's threshold
+    epsilon (th' = th + 0.01 / 4096) is applied to that small difference. With ``delay`` the spike of step t
+    left the block on step t + 1, so its gradient is grad_s[t + 1]."""
     dev = v_pre.device
-    n_steps = v_pre.shape[-1]
-    # float64 like the numba kernel: |v - th| of two large numbers loses bits in float32
+    g = torch.zeros(v_pre.shape, dtype=torch.float32, device=dev)
+    if grad_s is not None:
+        vth = torch.as_tensor(p.vth.astype(np.float32), device=dev)
+        inv_tau = torch.as_tensor((1.0 / (p.tau_rho * STATE_SCALE)).astype(np.float32), device=dev)
+        c = torch.as_tensor((p.scale_rho / 2 / p.tau_rho).astype(np.float32), device=dev)
+        gs, vp, out = (grad_s[:, 1:], v_pre[:, :-1], g[:, :-1]) if delay else (grad_s, v_pre, g)
+        dist = (vp - vth).sub_(SLAYER_TH_EPS).abs_().mul_(-inv_tau)
+        out.copy_(dist.exp_().mul_(c).mul_(gs))
+    if grad_v is not None:
+        g.add_(grad_v.float(), alpha=STATE_SCALE)
+    return g
+
+
+def backward_torch(grad_s: torch.Tensor | None, grad_v: torch.Tensor | None, v_pre: torch.Tensor, p: KernelParams,
+                   bias_from: int, want_bias: bool, delay: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    dev = v_pre.device
+    n_steps = v_pre.shape[1]
     du = torch.as_tensor(p.keep_u / DECAY_SCALE, device=dev)
     dv = torch.as_tensor(p.keep_v / DECAY_SCALE, device=dev)
-    g = torch.zeros(v_pre.shape, dtype=torch.float64, device=dev)
-    if grad_s is not None:
-        th = torch.as_tensor(p.th_float, device=dev)[:, None]
-        tau = torch.as_tensor(p.tau_rho, device=dev)[:, None]
-        g = g + grad_s.double() * (p.scale_rho / 2 / tau * torch.exp(-(v_pre.double() / STATE_SCALE - th).abs() / tau))
-    if grad_v is not None:
-        g = g + grad_v.double() * STATE_SCALE
-    acc_v = torch.zeros_like(g[..., 0])
+    g = voltage_grad(grad_s, grad_v, v_pre, p, delay).double()
+    acc_v = torch.zeros_like(g[:, 0])
     acc_u = torch.zeros_like(acc_v)
     gz = torch.zeros_like(g)
     gb = torch.zeros_like(acc_v) if want_bias else None
     for t in range(n_steps - 1, -1, -1):
-        acc_v = dv * acc_v + g[..., t]
+        acc_v = dv * acc_v + g[:, t]
         acc_u = du * acc_u + acc_v
-        gz[..., t] = acc_u
+        gz[:, t] = acc_u
         if gb is not None and t >= bias_from:
             gb = gb + acc_v
     return gz.float(), (gb.float() if gb is not None else None)
@@ -148,78 +168,65 @@ def backward_torch(grad_s: torch.Tensor | None, grad_v: torch.Tensor | None, v_p
 # ----------------------------------------------------------------------------------------------------
 if HAVE_NUMBA:
 
-    def _fwd_impl(z, const, t_on, t_off, n_steps, keep_u, keep_v, bias, vth, resets, spikes, v_pre, u_rec, record_u, events):  # type: ignore[no-untyped-def]
-        n_rows = z.shape[0] * z.shape[1]
-        n = z.shape[1]
-        for r in prange(n_rows):
-            b = r // n
-            j = r - b * n
-            ku, kv, bi, th = keep_u[j], keep_v[j], bias[j], vth[j]
-            u = np.int64(0)
-            v = np.int64(0)
+    def _fwd_impl(z, const, t_on, t_off, n_steps, keep_u, keep_v, bias, vth, resets, delay, spikes, v_pre, u_rec,  # type: ignore[no-untyped-def]
+                  record_u, events):
+        n_batch = z.shape[0]
+        n = keep_u.shape[0]
+        for b in prange(n_batch):
+            u = np.zeros(n, dtype=np.int64)
+            v = np.zeros(n, dtype=np.int64)
             ev = np.int64(0)
+            if delay:
+                spikes[b, 0, :] = 0
             for t in range(n_steps):
                 if resets[t]:
-                    u = np.int64(0)
-                    v = np.int64(0)
-                if const:
-                    x = z[b, j, 0] if (t >= t_on and t < t_off) else 0.0
-                else:
-                    x = z[b, j, t]
-                a = np.int64(np.float64(x) * 4096.0)
-                pu = u * ku
-                u = ((pu >> 12) if pu >= 0 else -((-pu) >> 12)) + a
-                if u > 8388608:
-                    u -= 16777216
-                    ev += 1
-                elif u <= -8388608:
-                    u += 16777216
-                    ev += 1
-                pv = v * kv
-                v = ((pv >> 12) if pv >= 0 else -((-pv) >> 12)) + u + bi
-                if v > 8388607:
-                    v = np.int64(8388607)
-                    ev += 1
-                elif v < -8388607:
-                    v = np.int64(-8388607)
-                    ev += 1
-                v_pre[b, j, t] = v
-                if record_u:
-                    u_rec[b, j, t] = u
-                if v > th:
-                    spikes[b, j, t] = 1
-                    v = np.int64(0)
-                else:
-                    spikes[b, j, t] = 0
-            events[r] = ev
+                    u[:] = 0
+                    v[:] = 0
+                on = (not const) or (t >= t_on and t < t_off)
+                zi = 0 if const else t
+                to = t + 1 if delay else t
+                for j in range(n):
+                    a = np.int64(np.float64(z[b, zi, j]) * 4096.0) if on else np.int64(0)
+                    pu = u[j] * keep_u[j]
+                    uu = ((pu + ((pu >> 63) & 4095)) >> 12) + a  # sign(pu) * (|pu| >> 12), branch-free
+                    over = np.int64(uu > 8388608)
+                    under = np.int64(uu <= -8388608)
+                    uu = uu - over * 16777216 + under * 16777216
+                    pv = v[j] * keep_v[j]
+                    vv = ((pv + ((pv >> 63) & 4095)) >> 12) + uu + bias[j]
+                    sat = np.int64(vv > 8388607) + np.int64(vv < -8388607)
+                    vv = min(max(vv, np.int64(-8388607)), np.int64(8388607))
+                    ev += over + under + sat
+                    v_pre[b, t, j] = vv
+                    if record_u:
+                        u_rec[b, t, j] = uu
+                    s = vv > vth[j]
+                    if to < n_steps:
+                        spikes[b, to, j] = s
+                    v[j] = 0 if s else vv
+                    u[j] = uu
+            events[b] = ev
 
-    def _bwd_impl(grad_s, has_s, grad_v, has_v, v_pre, du, dv, th, tau, scale_rho, bias_from, want_bias, gz, gb):  # type: ignore[no-untyped-def]
-        n = v_pre.shape[1]
-        n_steps = v_pre.shape[2]
-        for r in prange(v_pre.shape[0] * n):
-            b = r // n
-            j = r - b * n
-            acc_v = 0.0
-            acc_u = 0.0
-            gbias = 0.0
-            c = scale_rho / 2.0 / tau[j]
-            for t in range(n_steps - 1, -1, -1):
-                g = 0.0
-                if has_s:
-                    g += grad_s[b, j, t] * (c * math.exp(-abs(v_pre[b, j, t] / 4096.0 - th[j]) / tau[j]))
-                if has_v:
-                    g += grad_v[b, j, t] * 4096.0
-                acc_v = dv[j] * acc_v + g
-                acc_u = du[j] * acc_u + acc_v
-                gz[b, j, t] = acc_u
-                if want_bias and t >= bias_from:
-                    gbias += acc_v
-            if want_bias:
-                gb[b, j] = gbias
+    def _bwd_impl(g_v, du, dv, bias_from, want_bias, gz, gb):  # type: ignore[no-untyped-def]
+        """The voltage and current leaky integrators backwards in time (g_v: d loss / d v per step)."""
+        n_batch, n_steps, n = g_v.shape
+        for b in prange(n_batch):
+            acc_v = np.zeros(n)
+            acc_u = np.zeros(n)
+            for i in range(n_steps):
+                t = n_steps - 1 - i
+                for j in range(n):
+                    av = dv[j] * acc_v[j] + g_v[b, t, j]
+                    au = du[j] * acc_u[j] + av
+                    acc_v[j] = av
+                    acc_u[j] = au
+                    gz[b, t, j] = au
+                    if want_bias and t >= bias_from:
+                        gb[b, j] += av
 
     _fwd_par = njit(cache=True, parallel=True, nogil=True)(_fwd_impl)
     _fwd_ser = njit(cache=True, nogil=True)(_fwd_impl)
-    _bwd_par = njit(cache=True, parallel=True, nogil=True, fastmath=False)(_bwd_impl)
+    _bwd_par = njit(cache=True, parallel=True, nogil=True)(_bwd_impl)
     _bwd_ser = njit(cache=True, nogil=True)(_bwd_impl)
 
 
@@ -227,34 +234,34 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
+def _parallel(b: int, work: int) -> bool:
+    if b < 2 or work < _PARALLEL_MIN or torch.get_num_threads() < 2:
+        return False
+    numba.set_num_threads(min(numba.config.NUMBA_NUM_THREADS, torch.get_num_threads()))
+    return True
+
+
 def forward_numba(z: torch.Tensor, const: bool, t_on: int, t_off: int, n_steps: int, p: KernelParams,
-                  resets: np.ndarray, record_u: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int]:
-    b, n = z.shape[0], z.shape[1]
-    spikes = torch.empty(b, n, n_steps, dtype=z.dtype)
-    v_pre = torch.empty(b, n, n_steps, dtype=torch.float32)
-    u_rec = torch.empty(b, n, n_steps, dtype=torch.float64) if record_u else torch.empty(1, 1, 1, dtype=torch.float64)
-    events = np.zeros(b * n, dtype=np.int64)
-    parallel = b * n * n_steps >= _PARALLEL_MIN and torch.get_num_threads() > 1
-    if parallel:
-        numba.set_num_threads(min(numba.config.NUMBA_NUM_THREADS, torch.get_num_threads()))
-    fn = _fwd_par if parallel else _fwd_ser
+                  resets: np.ndarray, record_u: bool, delay: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int]:
+    b, n = z.shape[0], z.shape[2]
+    spikes = torch.empty(b, n_steps, n, dtype=z.dtype)
+    v_pre = torch.empty(b, n_steps, n, dtype=torch.float32)
+    u_rec = torch.empty(b, n_steps, n, dtype=torch.float64) if record_u else torch.empty(1, 1, 1, dtype=torch.float64)
+    events = np.zeros(b, dtype=np.int64)
+    fn = _fwd_par if _parallel(b, b * n * n_steps) else _fwd_ser
     fn(_np(z), const, t_on, t_off, n_steps, p.keep_u, p.keep_v, p.bias, p.vth, np.ascontiguousarray(resets, dtype=np.bool_),
-       spikes.numpy(), v_pre.numpy(), u_rec.numpy(), record_u, events)
+       delay, spikes.numpy(), v_pre.numpy(), u_rec.numpy(), record_u, events)
     return spikes, v_pre, (u_rec if record_u else None), int(events.sum())
 
 
 def backward_numba(grad_s: torch.Tensor | None, grad_v: torch.Tensor | None, v_pre: torch.Tensor, p: KernelParams,
-                   bias_from: int, want_bias: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    b, n, n_steps = v_pre.shape
-    gz = torch.empty(b, n, n_steps, dtype=torch.float32)
+                   bias_from: int, want_bias: bool, delay: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    b, n_steps, n = v_pre.shape
+    gz = torch.empty(b, n_steps, n, dtype=torch.float32)
     gb = torch.zeros(b, n, dtype=torch.float32) if want_bias else torch.zeros(1, 1)
-    dummy = np.zeros((1, 1, 1), dtype=np.float32)
-    gs = _np(grad_s.float()) if grad_s is not None else dummy
-    gv = _np(grad_v.float()) if grad_v is not None else dummy
-    parallel = b * n * n_steps >= _PARALLEL_MIN and torch.get_num_threads() > 1
-    fn = _bwd_par if parallel else _bwd_ser
-    fn(gs, grad_s is not None, gv, grad_v is not None, _np(v_pre), p.keep_u / DECAY_SCALE, p.keep_v / DECAY_SCALE,
-       p.th_float, p.tau_rho, float(p.scale_rho), bias_from, want_bias, gz.numpy(), gb.numpy())
+    g_v = voltage_grad(grad_s, grad_v, v_pre, p, delay)
+    fn = _bwd_par if _parallel(b, b * n * n_steps) else _bwd_ser
+    fn(_np(g_v), p.keep_u / DECAY_SCALE, p.keep_v / DECAY_SCALE, bias_from, want_bias, gz.numpy(), gb.numpy())
     return gz, (gb if want_bias else None)
 
 
@@ -262,29 +269,33 @@ def backward_numba(grad_s: torch.Tensor | None, grad_v: torch.Tensor | None, v_p
 # dispatch
 # ----------------------------------------------------------------------------------------------------
 def forward(z: torch.Tensor, const: bool, t_on: int, t_off: int, n_steps: int, p: KernelParams, resets: np.ndarray,
-            record_u: bool = False, backend: str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int]:
-    """Neuron update over ``n_steps``. z: (B, N, S) synaptic input per step, or (B, N, 1) with ``const`` (the
-    input is z on steps t_on <= t < t_off and 0 elsewhere). Returns spikes (z's dtype), pre-reset voltage and
-    (with ``record_u``) current as float32 state units, and the number of wrap/saturation events."""
+            record_u: bool = False, delay: bool = False,
+            backend: str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int]:
+    """Neuron update over ``n_steps``. z: (B, S, N) synaptic input per step (weight units), or (B, 1, N) with
+    ``const`` (the input is z on steps t_on <= t < t_off and 0 elsewhere). Returns spikes (z's dtype; shifted by
+    one step with ``delay``), pre-reset voltage (float32 state units), with ``record_u`` the current (float64
+    state units), and the number of wrap/saturation events."""
     backend = backend or backend_for(z.device)
     if backend == "numba":
-        return forward_numba(z, const, t_on, t_off, n_steps, p, resets, record_u)
+        return forward_numba(z, const, t_on, t_off, n_steps, p, resets, record_u, delay)
     if backend == "triton":
         from . import neuron_triton
 
-        return neuron_triton.forward(z, const, t_on, t_off, n_steps, p, resets, record_u)
-    return forward_torch(z, const, t_on, t_off, n_steps, p, resets, record_u)
+        return neuron_triton.forward(z, const, t_on, t_off, n_steps, p, resets, record_u, delay)
+    return forward_torch(z, const, t_on, t_off, n_steps, p, resets, record_u, delay)
 
 
 def backward(grad_s: torch.Tensor | None, grad_v: torch.Tensor | None, v_pre: torch.Tensor, p: KernelParams,
-             bias_from: int, want_bias: bool, backend: str | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Surrogate gradient through time: d loss / d z (B, N, S) and, with ``want_bias``, d loss / d bias (B, N)
-    summed over the steps from ``bias_from`` (the layer's reset) on."""
+             bias_from: int, want_bias: bool, delay: bool = False,
+             backend: str | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Surrogate gradient through time: d loss / d z (B, S, N) and, with ``want_bias``, d loss / d bias (B, N)
+    summed over the steps from ``bias_from`` (the layer's reset) on. ``grad_s`` is the gradient of the spike
+    output as forward returned it (shifted with ``delay``)."""
     backend = backend or backend_for(v_pre.device)
     if backend == "numba":
-        return backward_numba(grad_s, grad_v, v_pre, p, bias_from, want_bias)
+        return backward_numba(grad_s, grad_v, v_pre, p, bias_from, want_bias, delay)
     if backend == "triton":
         from . import neuron_triton
 
-        return neuron_triton.backward(grad_s, grad_v, v_pre, p, bias_from, want_bias)
-    return backward_torch(grad_s, grad_v, v_pre, p, bias_from, want_bias)
+        return neuron_triton.backward(grad_s, grad_v, v_pre, p, bias_from, want_bias, delay)
+    return backward_torch(grad_s, grad_v, v_pre, p, bias_from, want_bias, delay)

@@ -19,7 +19,7 @@ try:
 except ImportError:  # CPU builds of torch come without Triton
     HAVE_TRITON = False
 
-BLOCK = 128
+BLOCK = 128  # neurons per program; one program per (batch row, block of neurons)
 
 
 def available() -> bool:
@@ -30,32 +30,33 @@ if HAVE_TRITON:
 
     @triton.jit
     def _fwd_kernel(z_ptr, s_ptr, v_ptr, u_ptr, ev_ptr, keep_u_ptr, keep_v_ptr, bias_ptr, vth_ptr, reset_ptr,  # type: ignore[no-untyped-def]
-                    n_rows, n_neurons, n_steps, t_on, t_off,
-                    CONST: tl.constexpr, RECORD_U: tl.constexpr, BLOCK_R: tl.constexpr):
-        pid = tl.program_id(0)
-        rows = pid * BLOCK_R + tl.arange(0, BLOCK_R)
-        mask = rows < n_rows
-        j = rows % n_neurons
+                    n_neurons, n_steps, t_on, t_off,
+                    CONST: tl.constexpr, RECORD_U: tl.constexpr, DELAY: tl.constexpr, BLOCK_N: tl.constexpr):
+        b = tl.program_id(0).to(tl.int64)
+        j = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+        mask = j < n_neurons
         ku = tl.load(keep_u_ptr + j, mask=mask, other=0)
         kv = tl.load(keep_v_ptr + j, mask=mask, other=0)
         bi = tl.load(bias_ptr + j, mask=mask, other=0)
         th = tl.load(vth_ptr + j, mask=mask, other=0)
-        u = tl.zeros([BLOCK_R], dtype=tl.int64)
-        v = tl.zeros([BLOCK_R], dtype=tl.int64)
-        ev = tl.zeros([BLOCK_R], dtype=tl.int64)
-        zero = tl.zeros([BLOCK_R], dtype=tl.int64)
+        u = tl.zeros([BLOCK_N], dtype=tl.int64)
+        v = tl.zeros([BLOCK_N], dtype=tl.int64)
+        ev = tl.zeros([BLOCK_N], dtype=tl.int64)
+        zero = tl.zeros([BLOCK_N], dtype=tl.int64)
+        base = b * n_steps * n_neurons
         if CONST:
-            x_const = tl.load(z_ptr + rows, mask=mask, other=0.0).to(tl.float64)
-        rows64 = rows.to(tl.int64)
+            x_const = tl.load(z_ptr + b * n_neurons + j, mask=mask, other=0.0).to(tl.float64)
+        if DELAY:
+            tl.store(s_ptr + base + j, tl.zeros([BLOCK_N], dtype=tl.float32).to(s_ptr.dtype.element_ty), mask=mask)
         for t in range(0, n_steps):
             r = tl.load(reset_ptr + t)
             u = tl.where(r != 0, zero, u)
             v = tl.where(r != 0, zero, v)
+            off = base + t * n_neurons + j
             if CONST:
-                on = (t >= t_on) & (t < t_off)
-                x = tl.where(on, x_const, 0.0)
+                x = tl.where((t >= t_on) & (t < t_off), x_const, 0.0)
             else:
-                x = tl.load(z_ptr + rows64 * n_steps + t, mask=mask, other=0.0).to(tl.float64)
+                x = tl.load(z_ptr + off, mask=mask, other=0.0).to(tl.float64)
             a = (x * 4096.0).to(tl.int64)  # truncation toward zero, as slayer's .to(int64)
             pu = u * ku
             u = tl.where(pu >= 0, pu >> 12, -((-pu) >> 12)) + a
@@ -68,40 +69,46 @@ if HAVE_TRITON:
             sat = (v > 8388607) | (v < -8388607)
             ev += sat.to(tl.int64)
             v = tl.minimum(tl.maximum(v, -8388607), 8388607)
-            off = rows64 * n_steps + t
             tl.store(v_ptr + off, v.to(tl.float32), mask=mask)
             if RECORD_U:
                 tl.store(u_ptr + off, u.to(tl.float64), mask=mask)
             s = v > th
-            tl.store(s_ptr + off, s.to(s_ptr.dtype.element_ty), mask=mask)
+            if DELAY:
+                tl.store(s_ptr + off + n_neurons, s.to(s_ptr.dtype.element_ty), mask=mask & (t + 1 < n_steps))
+            else:
+                tl.store(s_ptr + off, s.to(s_ptr.dtype.element_ty), mask=mask)
             v = tl.where(s, zero, v)
-        tl.store(ev_ptr + rows, ev, mask=mask)
+        tl.store(ev_ptr + b * n_neurons + j, ev, mask=mask)
 
     @triton.jit
-    def _bwd_kernel(gs_ptr, gv_ptr, v_ptr, gz_ptr, gb_ptr, du_ptr, dv_ptr, th_ptr, tau_ptr, scale_rho,  # type: ignore[no-untyped-def]
-                    n_rows, n_neurons, n_steps, bias_from,
-                    HAS_S: tl.constexpr, HAS_V: tl.constexpr, WANT_B: tl.constexpr, BLOCK_R: tl.constexpr):
-        pid = tl.program_id(0)
-        rows = pid * BLOCK_R + tl.arange(0, BLOCK_R)
-        mask = rows < n_rows
-        j = rows % n_neurons
+    def _bwd_kernel(gs_ptr, gv_ptr, v_ptr, gz_ptr, gb_ptr, du_ptr, dv_ptr, vth_ptr, tau_ptr, scale_rho,  # type: ignore[no-untyped-def]
+                    n_neurons, n_steps, bias_from,
+                    HAS_S: tl.constexpr, HAS_V: tl.constexpr, WANT_B: tl.constexpr, DELAY: tl.constexpr,
+                    BLOCK_N: tl.constexpr):
+        b = tl.program_id(0).to(tl.int64)
+        j = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+        mask = j < n_neurons
         du = tl.load(du_ptr + j, mask=mask, other=0.0)
         dv = tl.load(dv_ptr + j, mask=mask, other=0.0)
-        th = tl.load(th_ptr + j, mask=mask, other=0.0)
+        vth = tl.load(vth_ptr + j, mask=mask, other=0.0)
         tau = tl.load(tau_ptr + j, mask=mask, other=1.0)
         c = scale_rho / 2.0 / tau
-        acc_v = tl.zeros([BLOCK_R], dtype=tl.float64)
-        acc_u = tl.zeros([BLOCK_R], dtype=tl.float64)
-        gbias = tl.zeros([BLOCK_R], dtype=tl.float64)
-        rows64 = rows.to(tl.int64)
+        acc_v = tl.zeros([BLOCK_N], dtype=tl.float64)
+        acc_u = tl.zeros([BLOCK_N], dtype=tl.float64)
+        gbias = tl.zeros([BLOCK_N], dtype=tl.float64)
+        base = b * n_steps * n_neurons
         for i in range(0, n_steps):
             t = n_steps - 1 - i
-            off = rows64 * n_steps + t
-            g = tl.zeros([BLOCK_R], dtype=tl.float64)
+            off = base + t * n_neurons + j
+            g = tl.zeros([BLOCK_N], dtype=tl.float64)
             if HAS_S:
                 vv = tl.load(v_ptr + off, mask=mask, other=0.0).to(tl.float64)
-                gs = tl.load(gs_ptr + off, mask=mask, other=0.0).to(tl.float64)
-                g += gs * c * tl.exp((-tl.abs(vv / 4096.0 - th) / tau).to(tl.float32)).to(tl.float64)
+                if DELAY:
+                    gs = tl.load(gs_ptr + off + n_neurons, mask=mask & (t + 1 < n_steps), other=0.0).to(tl.float64)
+                else:
+                    gs = tl.load(gs_ptr + off, mask=mask, other=0.0).to(tl.float64)
+                dist = tl.abs((vv - vth) - 0.01) / 4096.0
+                g += gs * c * tl.exp((-dist / tau).to(tl.float32)).to(tl.float64)
             if HAS_V:
                 g += tl.load(gv_ptr + off, mask=mask, other=0.0).to(tl.float64) * 4096.0
             acc_v = dv * acc_v + g
@@ -110,40 +117,40 @@ if HAVE_TRITON:
             if WANT_B:
                 gbias += tl.where(t >= bias_from, acc_v, 0.0)
         if WANT_B:
-            tl.store(gb_ptr + rows, gbias.to(tl.float32), mask=mask)
+            tl.store(gb_ptr + b * n_neurons + j, gbias.to(tl.float32), mask=mask)
 
 
 def _dev(a: np.ndarray, dev: torch.device, dtype: torch.dtype) -> torch.Tensor:
     return torch.as_tensor(np.ascontiguousarray(a), device=dev).to(dtype)
 
 
-def forward(z, const, t_on, t_off, n_steps, p, resets, record_u):  # type: ignore[no-untyped-def]
+def forward(z, const, t_on, t_off, n_steps, p, resets, record_u, delay):  # type: ignore[no-untyped-def]
     dev = z.device
-    b, n = z.shape[0], z.shape[1]
+    b, n = z.shape[0], z.shape[2]
     z = z.contiguous()
-    spikes = torch.empty(b, n, n_steps, dtype=z.dtype, device=dev)
-    v_pre = torch.empty(b, n, n_steps, dtype=torch.float32, device=dev)
-    u_rec = torch.empty(b, n, n_steps, dtype=torch.float64, device=dev) if record_u else torch.empty(1, dtype=torch.float64, device=dev)
+    spikes = torch.empty(b, n_steps, n, dtype=z.dtype, device=dev)
+    v_pre = torch.empty(b, n_steps, n, dtype=torch.float32, device=dev)
+    u_rec = torch.empty(b, n_steps, n, dtype=torch.float64, device=dev) if record_u else torch.empty(1, dtype=torch.float64, device=dev)
     events = torch.zeros(b * n, dtype=torch.int64, device=dev)
-    grid = (triton.cdiv(b * n, BLOCK),)
+    grid = (b, triton.cdiv(n, BLOCK))
     _fwd_kernel[grid](z, spikes, v_pre, u_rec, events, _dev(p.keep_u, dev, torch.int64), _dev(p.keep_v, dev, torch.int64),
                       _dev(p.bias, dev, torch.int64), _dev(p.vth, dev, torch.int64),
-                      _dev(np.asarray(resets, dtype=np.int8), dev, torch.int8), b * n, n, n_steps, int(t_on), int(t_off),
-                      CONST=bool(const), RECORD_U=bool(record_u), BLOCK_R=BLOCK)
+                      _dev(np.asarray(resets, dtype=np.int8), dev, torch.int8), n, n_steps, int(t_on), int(t_off),
+                      CONST=bool(const), RECORD_U=bool(record_u), DELAY=bool(delay), BLOCK_N=BLOCK)
     return spikes, v_pre, (u_rec if record_u else None), int(events.sum().item())
 
 
-def backward(grad_s, grad_v, v_pre, p, bias_from, want_bias):  # type: ignore[no-untyped-def]
+def backward(grad_s, grad_v, v_pre, p, bias_from, want_bias, delay):  # type: ignore[no-untyped-def]
     dev = v_pre.device
-    b, n, n_steps = v_pre.shape
-    gz = torch.empty(b, n, n_steps, dtype=torch.float32, device=dev)
+    b, n_steps, n = v_pre.shape
+    gz = torch.empty(b, n_steps, n, dtype=torch.float32, device=dev)
     gb = torch.zeros(b, n, dtype=torch.float32, device=dev) if want_bias else torch.empty(1, device=dev)
     dummy = torch.empty(1, device=dev)
-    grid = (triton.cdiv(b * n, BLOCK),)
+    grid = (b, triton.cdiv(n, BLOCK))
     _bwd_kernel[grid](grad_s.float().contiguous() if grad_s is not None else dummy,
                       grad_v.float().contiguous() if grad_v is not None else dummy, v_pre.contiguous(), gz, gb,
                       _dev(p.keep_u / 4096.0, dev, torch.float64), _dev(p.keep_v / 4096.0, dev, torch.float64),
-                      _dev(p.th_float, dev, torch.float64), _dev(p.tau_rho, dev, torch.float64), float(p.scale_rho),
-                      b * n, n, n_steps, int(bias_from), HAS_S=grad_s is not None, HAS_V=grad_v is not None,
-                      WANT_B=bool(want_bias), BLOCK_R=BLOCK)
+                      _dev(p.vth.astype(np.float64), dev, torch.float64), _dev(p.tau_rho, dev, torch.float64),
+                      float(p.scale_rho), n, n_steps, int(bias_from), HAS_S=grad_s is not None, HAS_V=grad_v is not None,
+                      WANT_B=bool(want_bias), DELAY=bool(delay), BLOCK_N=BLOCK)
     return gz, (gb if want_bias else None)

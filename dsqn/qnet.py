@@ -145,16 +145,16 @@ class SpikingQNet(torch.nn.Module):
         x = payload
         spikes = []
         first = True
-        for block in self.blocks:
+        for block in self.blocks:  # time-major tensors (B, T, ...) throughout
             if isinstance(block, cuba.Flatten):
-                x = block(x)
+                x = block.forward_tm(x)
                 continue
             # the first synapse delays the constant observation by one step
-            x = block(x, n_steps=T, const_from=timing.SYNAPSE_DELAY) if first else block(x)
+            x = block.forward_tm(x, n_steps=T, const_from=timing.SYNAPSE_DELAY) if first else block.forward_tm(x)
             first = False
             spikes.append(x)
-        v = self.readout(x, self.quantized_bias(), timing.reset_mask(L - 1, T, T), timing.reset_step(L - 1, T))
-        q = self.spec.readout.decode(v[..., timing.readout_step(T)])
-        if return_spikes:
-            return q, spikes, v
+        v = self.readout.forward_tm(x, self.quantized_bias(), timing.reset_mask(L - 1, T, T), timing.reset_step(L - 1, T))
+        q = self.spec.readout.decode(v[:, timing.readout_step(T)])
+        if return_spikes:  # in slayer's layout, time last
+            return q, [s.movedim(1, -1) for s in spikes], v.movedim(1, -1)
         return q

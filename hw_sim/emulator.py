@@ -69,21 +69,21 @@ class Emulator:
         self._w32 = [w.to(torch.float32) for w in self._w]
 
     def synaptic_input(self, i: int, x: torch.Tensor) -> torch.Tensor:
-        """x: (S, B, n_in) events or payloads of layer i's source -> (S, B, n_out) exact integer sums.
+        """x: (B, S, n_in) events or payloads of layer i's source -> (B, S, n_out) exact integer sums.
 
         Binary spikes times 8-bit weights sum exactly in float32 while fan-in * 256 < 2**24 (BLAS and
         oneDNN convolutions are then exact); graded payloads use float64 (exact to 2**53)."""
         layer = self.layers[i]
-        s, b, _ = x.shape
+        b, s, _ = x.shape
         fan_in = int(np.prod(self._w[i].shape[1:]))
         binary = x.dtype == torch.bool
         w = self._w32[i] if (binary and fan_in * 256 < (1 << 24)) else self._w[i]
         xf = x.to(w.dtype)
         if layer.kind == "dense":
-            out = xf.reshape(s * b, -1) @ w.T
+            out = xf.reshape(b * s, -1) @ w.T
         else:
-            out = F.conv2d(xf.reshape(s * b, *layer.in_shape), w, stride=layer.stride, padding=layer.padding)
-        return out.reshape(s, b, -1)  # float32 values are exact integers here; state math is float64
+            out = F.conv2d(xf.reshape(b * s, *layer.in_shape), w, stride=layer.stride, padding=layer.padding)
+        return out.reshape(b, s, -1)  # exact integers (weight units)
 
     def run(
         self,
@@ -101,19 +101,19 @@ class Emulator:
         is sent on the first const_steps steps and nothing after (its synaptic input is computed once)."""
         b, _, given_steps = payload.shape
         n_steps = n_steps or given_steps
-        x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(np.asarray(payload), -1, 0)))  # (S, B, C)
+        x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(np.asarray(payload), -1, 1)))  # (B, S, C), time-major
         traces: list[LayerTrace] = []
         overflow, captured = [], []
         for i, layer in enumerate(self.layers):
             # One step of synaptic delay: what arrives on step t was accumulated on step t-1.
             if i == 0 and const_steps:
-                z = (self.synaptic_input(0, x[:1])[0] / WEIGHT_SCALE).unsqueeze(-1)  # (B, N, 1), weight units
+                z = self.synaptic_input(0, x[:, :1]) / WEIGHT_SCALE  # (B, 1, N), weight units
                 t_on, t_off, const = timing.SYNAPSE_DELAY, const_steps + timing.SYNAPSE_DELAY, True
             else:
-                a = self.synaptic_input(i, x)  # (S, B, N)
-                z = torch.zeros((b, a.shape[-1], n_steps), dtype=a.dtype)
-                m = min(a.shape[0], n_steps - timing.SYNAPSE_DELAY)
-                z[..., timing.SYNAPSE_DELAY : timing.SYNAPSE_DELAY + m] = a[:m].permute(1, 2, 0) / WEIGHT_SCALE
+                a = self.synaptic_input(i, x)  # (B, S, N)
+                z = torch.zeros((b, n_steps, a.shape[-1]), dtype=a.dtype)
+                m = min(a.shape[1], n_steps - timing.SYNAPSE_DELAY)
+                z[:, timing.SYNAPSE_DELAY : timing.SYNAPSE_DELAY + m] = a[:, :m] / WEIGHT_SCALE
                 t_on, t_off, const = 0, n_steps, False
             neuron = layer.neuron()
             keep_u, keep_v, bias, vth = neuron.per_neuron(layer.n_neurons)
@@ -122,14 +122,15 @@ class Emulator:
             resets = timing.reset_mask(i, n_steps, reset_interval, reset_offset, first_step=start_step - 1)
             spikes, v_pre, u_rec, events = kernel.forward(z.contiguous(), const, t_on, t_off, n_steps, params, resets,
                                                           record_u=record)
-            s_bool = spikes.numpy() != 0
+            s_bool = spikes.numpy() != 0  # (B, S, N)
             v_post = np.where(s_bool, 0, v_pre.numpy()).astype(np.int64) if (record or capture_at is not None) else None
             if capture_at is not None:
-                captured.append(v_post[..., capture_at])  # type: ignore[index]
-            traces.append(LayerTrace(spikes=s_bool, u=None if u_rec is None else u_rec.numpy().astype(np.int64),
-                                     v=v_post if record else None))
+                captured.append(v_post[:, capture_at])  # type: ignore[index]
+            traces.append(LayerTrace(spikes=np.moveaxis(s_bool, 1, -1),
+                                     u=None if u_rec is None else np.moveaxis(u_rec.numpy().astype(np.int64), 1, -1),
+                                     v=np.moveaxis(v_post, 1, -1) if record else None))  # type: ignore[arg-type]
             overflow.append(events)
-            x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(s_bool, -1, 0)))
+            x = torch.from_numpy(s_bool)
         return RunResult(traces=traces, overflow=overflow, v_captured=captured)
 
     def infer(self, payload: np.ndarray, timesteps: int) -> tuple[np.ndarray, list[np.ndarray], list[int]]:

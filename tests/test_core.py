@@ -37,24 +37,27 @@ def _params(rng: np.random.Generator, n: int, big: bool) -> kernel.KernelParams:
 
 @pytest.mark.skipif(not kernel.HAVE_NUMBA, reason="numba not installed")
 @pytest.mark.parametrize("scale", [40.0, 5000.0])
-@pytest.mark.parametrize("const", [False, True])
-def test_numba_kernel_equals_torch_reference(scale, const):
+@pytest.mark.parametrize("const,delay", [(False, False), (True, False), (False, True)])
+def test_numba_kernel_equals_torch_reference(scale, const, delay):
     """Forward bit for bit (spikes, pre-reset v, u, wrap/saturation count), backward to float rounding."""
     rng = np.random.default_rng(int(scale) + const)
     b, n, s = 3, 17, 12
-    z = torch.from_numpy(np.round(rng.normal(0, scale, (b, n, 1 if const else s)) * 64) / 64).float()
+    z = torch.from_numpy(np.round(rng.normal(0, scale, (b, 1 if const else s, n)) * 64) / 64).float()
     p = _params(rng, n, big=scale > 100)
     resets = rng.random(s) < 0.2
-    out_t = kernel.forward(z, const, 2, 9, s, p, resets, record_u=True, backend="torch")
-    out_n = kernel.forward(z, const, 2, 9, s, p, resets, record_u=True, backend="numba")
+    out_t = kernel.forward(z, const, 2, 9, s, p, resets, record_u=True, delay=delay, backend="torch")
+    out_n = kernel.forward(z, const, 2, 9, s, p, resets, record_u=True, delay=delay, backend="numba")
+    if delay:  # the spike of step t leaves on step t + 1
+        plain = kernel.forward(z, const, 2, 9, s, p, resets, backend="numba")[0]
+        assert torch.equal(out_n[0][:, 1:], plain[:, :-1]) and not out_n[0][:, 0].any()
     for a, c in zip(out_t[:3], out_n[:3]):
         assert torch.equal(a, c)
     assert out_t[3] == out_n[3]
     if scale > 100:  # the large-input case must really wrap u and saturate v
         assert out_n[3] > 10 and (out_n[1].abs() == V_LIMIT).any() and (out_n[2].abs() <= UV_MAX).any()
-    gs, gv = torch.randn(b, n, s), torch.randn(b, n, s)
-    gz_t, gb_t = kernel.backward(gs, gv, out_t[1], p, 3, True, backend="torch")
-    gz_n, gb_n = kernel.backward(gs, gv, out_n[1], p, 3, True, backend="numba")
+    gs, gv = torch.randn(b, s, n), torch.randn(b, s, n)
+    gz_t, gb_t = kernel.backward(gs, gv, out_t[1], p, 3, True, delay=delay, backend="torch")
+    gz_n, gb_n = kernel.backward(gs, gv, out_n[1], p, 3, True, delay=delay, backend="numba")
     torch.testing.assert_close(gz_n, gz_t, rtol=1e-5, atol=1e-3)
     torch.testing.assert_close(gb_n, gb_t, rtol=1e-5, atol=1e-3)
 
@@ -193,7 +196,7 @@ def test_triton_kernel_equals_torch_reference_on_cuda(scale, const):
     assert neuron_triton.available(), "torch sees a GPU, so Triton must run the kernel"
     rng = np.random.default_rng(int(scale) + const)
     b, n, s = 5, 300, 24
-    z = torch.from_numpy(np.round(rng.normal(0, scale, (b, n, 1 if const else s)) * 64) / 64).float()
+    z = torch.from_numpy(np.round(rng.normal(0, scale, (b, 1 if const else s, n)) * 64) / 64).float()
     p = _params(rng, n, big=scale > 100)
     resets = rng.random(s) < 0.2
     ref = kernel.forward(z, const, 2, 19, s, p, resets, record_u=True, backend="torch")
@@ -201,9 +204,15 @@ def test_triton_kernel_equals_torch_reference_on_cuda(scale, const):
     for a, c in zip(ref[:3], gpu[:3]):
         assert torch.equal(a, c.cpu())
     assert ref[3] == gpu[3]
-    gs, gv = torch.randn(b, n, s), torch.randn(b, n, s)
+    gs, gv = torch.randn(b, s, n), torch.randn(b, s, n)
     gz_t, gb_t = kernel.backward(gs, gv, ref[1], p, 3, True, backend="torch")
     gz_g, gb_g = kernel.backward(gs.cuda(), gv.cuda(), gpu[1], p, 3, True, backend="triton")
+    ref_d = kernel.forward(z, const, 2, 19, s, p, resets, delay=True, backend="torch")
+    gpu_d = kernel.forward(z.cuda(), const, 2, 19, s, p, resets, delay=True, backend="triton")
+    assert torch.equal(ref_d[0], gpu_d[0].cpu())
+    gz_td, _ = kernel.backward(gs, None, ref_d[1], p, 0, False, delay=True, backend="torch")
+    gz_gd, _ = kernel.backward(gs.cuda(), None, gpu_d[1], p, 0, False, delay=True, backend="triton")
+    torch.testing.assert_close(gz_gd.cpu(), gz_td, rtol=1e-4, atol=1e-3)
     torch.testing.assert_close(gz_g.cpu(), gz_t, rtol=1e-4, atol=1e-3)
     torch.testing.assert_close(gb_g.cpu(), gb_t, rtol=1e-4, atol=1e-3)
 
