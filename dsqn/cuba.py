@@ -199,6 +199,26 @@ def _needs_f64(x: torch.Tensor, fan_in: int, binary: bool) -> bool:
     return bound >= _F32_EXACT
 
 
+_NIBBLE = 16
+
+
+def exact_product(op, x: torch.Tensor, w: torch.Tensor, fan_in: int, binary: bool) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    """op(x, w) (a linear map: matmul or convolution) exactly, in weight units.
+
+    float32 is exact while every partial sum stays below 2**24. Graded 8-bit payloads can pass that (a pixel
+    conv: 256 x 255 x 256), so they are split into 4-bit halves x = 16 hi + lo, each product exact in float32,
+    and combined in float64 -- two float32 products cost less than one in float64. Wider inputs use float64."""
+    if binary or not _needs_f64(x, fan_in, binary):
+        return op(x.to(w.dtype), w)
+    xd = x.detach()
+    amax = float(xd.abs().max().item())
+    if amax <= 255 and fan_in * (-WEIGHT_INT_MIN) * (_NIBBLE - 1) < _F32_EXACT and torch.equal(xd, torch.round(xd)):
+        hi = torch.floor(xd / _NIBBLE)
+        lo = xd - _NIBBLE * hi
+        return op(hi.to(w.dtype), w).double() * _NIBBLE + op(lo.to(w.dtype), w).double()
+    return op(x.double(), w.double())
+
+
 def _time_major(x: torch.Tensor) -> torch.Tensor:
     """slayer layout (B, C..., T) -> ours (B, T, C...)."""
     return x.movedim(-1, 1)
@@ -262,10 +282,7 @@ class Dense(_Block):
 
     def synaptic_input(self, x: torch.Tensor, binary: bool) -> torch.Tensor:
         w = self.synapse.quantized().reshape(self.synapse.out_channels, -1)
-        x = x.reshape(x.shape[0], -1)
-        if _needs_f64(x, w.shape[1], binary):
-            return F.linear(x.double(), w.double())
-        return F.linear(x.to(w.dtype), w)
+        return exact_product(F.linear, x.reshape(x.shape[0], -1), w, w.shape[1], binary)
 
     def export_hdf5(self, handle) -> None:  # type: ignore[no-untyped-def]
         handle.create_dataset("type", (1,), "S10", [b"dense"])
@@ -289,9 +306,11 @@ class Conv(_Block):
 
     def synaptic_input(self, x: torch.Tensor, binary: bool) -> torch.Tensor:
         w = self.synapse.quantized()[..., 0]
-        if _needs_f64(x, int(np.prod(w.shape[1:])), binary):
-            w, x = w.double(), x.double()
-        z = F.conv2d(x.to(w.dtype), w, stride=self.stride, padding=self.padding)
+
+        def conv(x_: torch.Tensor, w_: torch.Tensor) -> torch.Tensor:
+            return F.conv2d(x_, w_, stride=self.stride, padding=self.padding)
+
+        z = exact_product(conv, x, w, int(np.prod(w.shape[1:])), binary)
         if self.neuron.shape is None:
             self.neuron.shape = tuple(z.shape[1:])
         return z.reshape(z.shape[0], -1)

@@ -63,6 +63,14 @@ class KernelParams:
     tau_rho: np.ndarray
     scale_rho: float
 
+    def as_float64(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """keep_u, keep_v, bias, vth as float64 (exact: all below 2**53), cached."""
+        cached = self.__dict__.get("_f64")
+        if cached is None:
+            cached = tuple(np.ascontiguousarray(a, dtype=np.float64) for a in (self.keep_u, self.keep_v, self.bias, self.vth))
+            object.__setattr__(self, "_f64", cached)
+        return cached  # type: ignore[return-value]
+
 
 def backend_for(device: torch.device) -> str:
     forced = os.environ.get("DSQN_NEURON_BACKEND", "")
@@ -130,7 +138,12 @@ def voltage_grad(grad_s: torch.Tensor | None, grad_v: torch.Tensor | None, v_pre
     epsilon (th' = th + 0.01 / 4096) is applied to that small difference. With ``delay`` the spike of step t
     left the block on step t + 1, so its gradient is grad_s[t + 1]."""
     dev = v_pre.device
-    g = torch.zeros(v_pre.shape, dtype=torch.float32, device=dev)
+    if grad_s is not None:
+        g = torch.empty(v_pre.shape, dtype=torch.float32, device=dev)  # every step is written below
+        if delay:
+            g[:, -1].zero_()  # the last step's spike leaves after the window: no gradient reaches it
+    else:
+        g = torch.zeros(v_pre.shape, dtype=torch.float32, device=dev)
     if grad_s is not None:
         vth = torch.as_tensor(p.vth.astype(np.float32), device=dev)
         inv_tau = torch.as_tensor((1.0 / (p.tau_rho * STATE_SCALE)).astype(np.float32), device=dev)
@@ -170,42 +183,44 @@ if HAVE_NUMBA:
 
     def _fwd_impl(z, const, t_on, t_off, n_steps, keep_u, keep_v, bias, vth, resets, delay, spikes, v_pre, u_rec,  # type: ignore[no-untyped-def]
                   record_u, events):
+        # Integer arithmetic carried in float64: every value stays below 2**53 (|u| < 2**26, keep <= 2**12), so
+        # products, trunc(x / 4096) and sums are exact, and the loop over neurons vectorises (AVX2 has no int64
+        # multiply). The torch reference does the same in int64; the tests hold them equal.
         n_batch = z.shape[0]
         n = keep_u.shape[0]
         for b in prange(n_batch):
-            u = np.zeros(n, dtype=np.int64)
-            v = np.zeros(n, dtype=np.int64)
-            ev = np.int64(0)
+            u = np.zeros(n)
+            v = np.zeros(n)
+            ev = np.zeros(n)
             if delay:
                 spikes[b, 0, :] = 0
             for t in range(n_steps):
                 if resets[t]:
-                    u[:] = 0
-                    v[:] = 0
+                    u[:] = 0.0
+                    v[:] = 0.0
                 on = (not const) or (t >= t_on and t < t_off)
                 zi = 0 if const else t
                 to = t + 1 if delay else t
+                write = to < n_steps
+                gain = 4096.0 if on else 0.0
                 for j in range(n):
-                    a = np.int64(np.float64(z[b, zi, j]) * 4096.0) if on else np.int64(0)
-                    pu = u[j] * keep_u[j]
-                    uu = ((pu + ((pu >> 63) & 4095)) >> 12) + a  # sign(pu) * (|pu| >> 12), branch-free
-                    over = np.int64(uu > 8388608)
-                    under = np.int64(uu <= -8388608)
-                    uu = uu - over * 16777216 + under * 16777216
-                    pv = v[j] * keep_v[j]
-                    vv = ((pv + ((pv >> 63) & 4095)) >> 12) + uu + bias[j]
-                    sat = np.int64(vv > 8388607) + np.int64(vv < -8388607)
-                    vv = min(max(vv, np.int64(-8388607)), np.int64(8388607))
-                    ev += over + under + sat
-                    v_pre[b, t, j] = vv
+                    a = np.trunc(np.float64(z[b, zi, j]) * gain)  # toward zero, as slayer's .to(int64)
+                    uu = np.trunc(u[j] * keep_u[j] * (1.0 / 4096.0)) + a  # sign(u) * (|u * keep| >> 12)
+                    over = uu > 8388608.0
+                    under = uu <= -8388608.0
+                    uu = uu - 16777216.0 * over + 16777216.0 * under
+                    vv = np.trunc(v[j] * keep_v[j] * (1.0 / 4096.0)) + uu + bias[j]
+                    vs = min(max(vv, -8388607.0), 8388607.0)
+                    ev[j] += over + under + (vs != vv)
+                    v_pre[b, t, j] = vs
                     if record_u:
                         u_rec[b, t, j] = uu
-                    s = vv > vth[j]
-                    if to < n_steps:
+                    s = vs > vth[j]
+                    if write:
                         spikes[b, to, j] = s
-                    v[j] = 0 if s else vv
+                    v[j] = 0.0 if s else vs
                     u[j] = uu
-            events[b] = ev
+            events[b] = np.int64(ev.sum())
 
     def _bwd_impl(g_v, du, dv, bias_from, want_bias, gz, gb):  # type: ignore[no-untyped-def]
         """The voltage and current leaky integrators backwards in time (g_v: d loss / d v per step)."""
@@ -221,8 +236,9 @@ if HAVE_NUMBA:
                     acc_v[j] = av
                     acc_u[j] = au
                     gz[b, t, j] = au
-                    if want_bias and t >= bias_from:
-                        gb[b, j] += av
+                if want_bias and t >= bias_from:
+                    for j in range(n):
+                        gb[b, j] += acc_v[j]
 
     _fwd_par = njit(cache=True, parallel=True, nogil=True)(_fwd_impl)
     _fwd_ser = njit(cache=True, nogil=True)(_fwd_impl)
@@ -249,7 +265,7 @@ def forward_numba(z: torch.Tensor, const: bool, t_on: int, t_off: int, n_steps: 
     u_rec = torch.empty(b, n_steps, n, dtype=torch.float64) if record_u else torch.empty(1, 1, 1, dtype=torch.float64)
     events = np.zeros(b, dtype=np.int64)
     fn = _fwd_par if _parallel(b, b * n * n_steps) else _fwd_ser
-    fn(_np(z), const, t_on, t_off, n_steps, p.keep_u, p.keep_v, p.bias, p.vth, np.ascontiguousarray(resets, dtype=np.bool_),
+    fn(_np(z), const, t_on, t_off, n_steps, *p.as_float64(), np.ascontiguousarray(resets, dtype=np.bool_),
        delay, spikes.numpy(), v_pre.numpy(), u_rec.numpy(), record_u, events)
     return spikes, v_pre, (u_rec if record_u else None), int(events.sum())
 
