@@ -27,7 +27,6 @@ import torch
 import torch.nn.functional as F
 
 from . import neuron as kernel
-from . import timing
 from .fixed_point import (
     BIAS_EXP,
     BIAS_MANT_MAX,

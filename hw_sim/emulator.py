@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from dsqn import neuron as kernel
 from dsqn import timing
+from dsqn.cuba import exact_product
 from dsqn.fixed_point import WEIGHT_SCALE
 from dsqn.netfile import Layer, NetFile
 
@@ -65,25 +66,26 @@ class Emulator:
     def __init__(self, net: NetFile) -> None:
         self.net = net
         self.layers = net.layers
-        self._w = [torch.from_numpy(layer.weight.astype(np.float64)) for layer in self.layers]
-        self._w32 = [w.to(torch.float32) for w in self._w]
+        # 8-bit integer weights are exact in float32; products are made exact by dsqn.cuba.exact_product
+        self._w32 = [torch.from_numpy(layer.weight.astype(np.float32)) for layer in self.layers]
 
-    def synaptic_input(self, i: int, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, S, n_in) events or payloads of layer i's source -> (B, S, n_out) exact integer sums.
-
-        Binary spikes times 8-bit weights sum exactly in float32 while fan-in * 256 < 2**24 (BLAS and
-        oneDNN convolutions are then exact); graded payloads use float64 (exact to 2**53)."""
+    def synaptic_input(self, i: int, x: torch.Tensor, binary: bool) -> torch.Tensor:
+        """x: (B, S, n_in) spikes (0/1) or graded payloads of layer i's source -> (B, S, n_out) exact integer
+        sums in weight units (dsqn.cuba.exact_product: float32 where exact, split or float64 where not)."""
         layer = self.layers[i]
-        b, s, _ = x.shape
-        fan_in = int(np.prod(self._w[i].shape[1:]))
-        binary = x.dtype == torch.bool
-        w = self._w32[i] if (binary and fan_in * 256 < (1 << 24)) else self._w[i]
-        xf = x.to(w.dtype)
+        b, s = x.shape[0], x.shape[1]
+        w = self._w32[i]
+        fan_in = int(np.prod(w.shape[1:]))
+        rows = x.reshape(b * s, *((-1,) if layer.kind == "dense" else layer.in_shape))
         if layer.kind == "dense":
-            out = xf.reshape(b * s, -1) @ w.T
+            out = exact_product(F.linear, rows, w, fan_in, binary)
         else:
-            out = F.conv2d(xf.reshape(b * s, *layer.in_shape), w, stride=layer.stride, padding=layer.padding)
-        return out.reshape(b, s, -1)  # exact integers (weight units)
+
+            def conv(x_: torch.Tensor, w_: torch.Tensor) -> torch.Tensor:
+                return F.conv2d(x_, w_, stride=layer.stride, padding=layer.padding)
+
+            out = exact_product(conv, rows, w, fan_in, binary)
+        return out.reshape(b, s, -1)
 
     def run(
         self,
@@ -104,16 +106,17 @@ class Emulator:
         x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(np.asarray(payload), -1, 1)))  # (B, S, C), time-major
         traces: list[LayerTrace] = []
         overflow, captured = [], []
+        last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             # One step of synaptic delay: what arrives on step t was accumulated on step t-1.
             if i == 0 and const_steps:
-                z = self.synaptic_input(0, x[:, :1]) / WEIGHT_SCALE  # (B, 1, N), weight units
+                z = self.synaptic_input(0, x[:, :1], binary=False) / WEIGHT_SCALE  # (B, 1, N), weight units
                 t_on, t_off, const = timing.SYNAPSE_DELAY, const_steps + timing.SYNAPSE_DELAY, True
             else:
-                a = self.synaptic_input(i, x)  # (B, S, N)
+                m = min(x.shape[1], n_steps - timing.SYNAPSE_DELAY)
+                a = self.synaptic_input(i, x[:, :m], binary=i > 0)  # (B, m, N)
                 z = torch.zeros((b, n_steps, a.shape[-1]), dtype=a.dtype)
-                m = min(a.shape[1], n_steps - timing.SYNAPSE_DELAY)
-                z[:, timing.SYNAPSE_DELAY : timing.SYNAPSE_DELAY + m] = a[:, :m] / WEIGHT_SCALE
+                z[:, timing.SYNAPSE_DELAY : timing.SYNAPSE_DELAY + m] = a / WEIGHT_SCALE
                 t_on, t_off, const = 0, n_steps, False
             neuron = layer.neuron()
             keep_u, keep_v, bias, vth = neuron.per_neuron(layer.n_neurons)
@@ -123,14 +126,14 @@ class Emulator:
             spikes, v_pre, u_rec, events = kernel.forward(z.contiguous(), const, t_on, t_off, n_steps, params, resets,
                                                           record_u=record)
             s_bool = spikes.numpy() != 0  # (B, S, N)
-            v_post = np.where(s_bool, 0, v_pre.numpy()).astype(np.int64) if (record or capture_at is not None) else None
-            if capture_at is not None:
-                captured.append(v_post[:, capture_at])  # type: ignore[index]
+            if capture_at is not None and i == last:
+                captured.append(np.where(s_bool[:, capture_at], 0, v_pre.numpy()[:, capture_at]).astype(np.int64))
+            v_post = np.where(s_bool, 0, v_pre.numpy()).astype(np.int64) if record else None
             traces.append(LayerTrace(spikes=np.moveaxis(s_bool, 1, -1),
                                      u=None if u_rec is None else np.moveaxis(u_rec.numpy().astype(np.int64), 1, -1),
-                                     v=np.moveaxis(v_post, 1, -1) if record else None))  # type: ignore[arg-type]
+                                     v=None if v_post is None else np.moveaxis(v_post, 1, -1)))
             overflow.append(events)
-            x = torch.from_numpy(s_bool)
+            x = spikes  # float 0/1, the next layer's input
         return RunResult(traces=traces, overflow=overflow, v_captured=captured)
 
     def infer(self, payload: np.ndarray, timesteps: int) -> tuple[np.ndarray, list[np.ndarray], list[int]]:
