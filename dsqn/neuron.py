@@ -192,6 +192,7 @@ if HAVE_NUMBA:
             u = np.zeros(n)
             v = np.zeros(n)
             ev = np.zeros(n)
+            scratch = np.empty(n, dtype=spikes.dtype)
             if delay:
                 spikes[b, 0, :] = 0
             for t in range(n_steps):
@@ -199,27 +200,26 @@ if HAVE_NUMBA:
                     u[:] = 0.0
                     v[:] = 0.0
                 on = (not const) or (t >= t_on and t < t_off)
-                zi = 0 if const else t
-                to = t + 1 if delay else t
-                write = to < n_steps
+                zrow = z[b, 0 if const else t]
                 gain = 4096.0 if on else 0.0
-                for j in range(n):
-                    a = np.trunc(np.float64(z[b, zi, j]) * gain)  # toward zero, as slayer's .to(int64)
-                    uu = np.trunc(u[j] * keep_u[j] * (1.0 / 4096.0)) + a  # sign(u) * (|u * keep| >> 12)
-                    over = uu > 8388608.0
-                    under = uu <= -8388608.0
+                to = t + 1 if delay else t
+                srow = spikes[b, to] if to < n_steps else scratch
+                vrow = v_pre[b, t]
+                for j in range(n):  # branch-free, so it vectorises
+                    uu = np.trunc(u[j] * keep_u[j] * (1.0 / 4096.0)) + np.trunc(np.float64(zrow[j]) * gain)
+                    over = np.float64(uu > 8388608.0)
+                    under = np.float64(uu <= -8388608.0)
                     uu = uu - 16777216.0 * over + 16777216.0 * under
                     vv = np.trunc(v[j] * keep_v[j] * (1.0 / 4096.0)) + uu + bias[j]
                     vs = min(max(vv, -8388607.0), 8388607.0)
-                    ev[j] += over + under + (vs != vv)
-                    v_pre[b, t, j] = vs
-                    if record_u:
-                        u_rec[b, t, j] = uu
-                    s = vs > vth[j]
-                    if write:
-                        spikes[b, to, j] = s
-                    v[j] = 0.0 if s else vs
+                    ev[j] += over + under + np.float64(vs != vv)
+                    vrow[j] = vs
+                    fire = vs > vth[j]
+                    srow[j] = fire
+                    v[j] = 0.0 if fire else vs
                     u[j] = uu
+                if record_u:
+                    u_rec[b, t, :] = u
             events[b] = np.int64(ev.sum())
 
     def _bwd_impl(g_v, du, dv, bias_from, want_bias, gz, gb):  # type: ignore[no-untyped-def]
