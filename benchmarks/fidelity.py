@@ -1,7 +1,7 @@
 """Fidelity of deployment: does the exported fixed-point network pick the trained model's action?
 
 Runs greedy evaluation episodes with the deployed network driving the environment and, at every
-step, also asks the trained lava-dl model (from model.pt) for its action on the same observation.
+step, also asks the trained model (from model.pt) for its action on the same observation.
 Prints the agreement per backend. Lava's simulator is slow, so it gets --sim-steps steps.
 
     .venv/bin/python benchmarks/fidelity.py RUN/model.pt RUN/model.net [--episodes 20] [--sim-steps 300]

@@ -90,6 +90,10 @@ def model_from_checkpoint(ckpt: dict, path: str | Path = "checkpoint") -> tuple[
     except (TypeError, ValueError, KeyError) as exc:
         raise UserError(f"{path}: malformed checkpoint description ({exc})") from None
     try:
+        spec.validate()
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"{path}: the network cannot run on Loihi: {exc}") from None
+    try:
         model = SpikingQNet(spec)
         bad = [k for k, v in ckpt["model"].items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
         if bad:

@@ -1,10 +1,10 @@
 """Observation encoders shared by training and deployment (so both see identical integers).
 
 Every encoder maps an observation to integer *payloads* of graded spikes, presented to the first
-layer at every timestep of an inference. The training model feeds the same integers to slayer, and
+layer at every timestep of an inference. The training model feeds the same integers to its blocks, and
 the first layer's threshold is scaled by ``2**frac_bits`` so that one payload unit is 1/2**frac_bits
 of an observation unit. This keeps the integer path exact: Lava computes ``W @ payload`` with no
-rounding, and so does slayer (see DESIGN.md on graded input).
+rounding, and neither does the training model (dsqn.cuba.exact_product).
 """
 
 from __future__ import annotations

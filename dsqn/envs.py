@@ -22,7 +22,7 @@ OBS_SCALES: dict[str, tuple[float, ...]] = {
 # The DSQN paper's 17 games; any ALE game is accepted by name ("Breakout" or "ALE/Breakout-v5").
 PAPER_GAMES = ("Atlantis", "BeamRider", "Boxing", "Breakout", "CrazyClimber", "Gopher", "Jamesbond", "Kangaroo", "Krull",
                "NameThisGame", "Pong", "RoadRunner", "SpaceInvaders", "StarGunner", "Tennis", "Tutankham", "VideoPinball")
-# (random, human) scores, DQN-zoo table (DESIGN.md)
+# (random, human) scores, DQN-zoo table (deepmind/dqn_zoo, atari_data.py)
 HUMAN_RANDOM = {"Breakout": (1.7, 30.5), "Pong": (-20.7, 14.6), "SpaceInvaders": (148.0, 1668.7), "BeamRider": (363.9, 16926.5)}
 ATARI_FRAMES_CAP = 108_000
 

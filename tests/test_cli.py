@@ -119,7 +119,25 @@ def test_export_bad_checkpoints(tmp_path: Path, trained: Path):
     arch = tmp_path / "arch.pt"
     torch.save(ckpt, arch)
     _one_line_error(run(["dsqn-export", str(arch)], tmp_path), "do not match")
+    # a network whose first-layer threshold mantissa leaves the 17-bit field (0.5 * 2**frac_bits * 64 > 2**17)
+    ckpt = torch.load(trained, weights_only=True)
+    spec = json.loads(ckpt["spec_json"])
+    spec["threshold"] = 40.0
+    ckpt["spec_json"] = json.dumps(spec)
+    big_th = tmp_path / "threshold.pt"
+    torch.save(ckpt, big_th)
+    _one_line_error(run(["dsqn-export", str(big_th)], tmp_path), "cannot run on Loihi", "layer 0", "threshold 2560")
     assert not list(tmp_path.glob("*.net")), "no partial output"
+
+
+@pytest.mark.parametrize("flag,value,needle", [("--current-decay", "1.5", "layer 0: current_decay 1.5"),
+                                                ("--voltage-decay", "nan", "layer 0: voltage_decay is not a finite"),
+                                                ("--threshold", "3000", "threshold")])
+def test_train_refuses_parameters_outside_loihi_ranges(tmp_path: Path, flag: str, value: str, needle: str):
+    r = run(["dsqn-train", "--env-id", "CartPole-v1", "--total-steps", "10", flag, value, "--out", str(tmp_path / "r"),
+             "--no-progress"], tmp_path)
+    _one_line_error(r, needle)
+    assert not (tmp_path / "r" / "model.pt").exists()
 
 
 def _copy_with(src: Path, dst: Path, edit) -> Path:  # type: ignore[no-untyped-def]

@@ -1,1 +1,1 @@
-"""dsqn-train: deep spiking Q-networks from lava-dl CUBA-LIF blocks, trained with DQN / Double DQN."""
+"""dsqn-train: deep spiking Q-networks from SLAYER-compatible exact CUBA-LIF blocks, trained with DQN / Double DQN."""

@@ -11,7 +11,7 @@ from .config import parse_args, resolve
 def main(argv: list[str] | None = None) -> int:
     cfg, explicit = parse_args(argv)
     cfg = resolve(cfg, explicit)
-    from .dqn import train  # heavy imports (torch, lava-dl) only after the arguments parsed
+    from .dqn import train  # heavy imports (torch, numba) only after the arguments parsed
 
     train(cfg)
     return 0

@@ -220,12 +220,12 @@ def train(cfg: TrainConfig) -> Path:
         cfg = dataclasses.replace(saved, total_steps=max(cfg.total_steps, saved.total_steps), resume=cfg.resume, progress=cfg.progress)
         start_state = ckpt
     seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+    model, spec, encoder = build(cfg)  # bad parameters fail here, before anything is written
+    target, _, _ = build(cfg)
     run_dir = Path(cfg.out or f"runs/{cfg.env_id}__dsqn__{cfg.seed}__{int(time.time())}")
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
-    device = pick_device(cfg.device)
-    model, spec, encoder = build(cfg)
-    target, _, _ = build(cfg)
     model.to(device)
     target.to(device)
     target.load_state_dict(model.state_dict())
