@@ -232,3 +232,23 @@ def test_training_forward_on_cuda_equals_cpu():
         q_gpu, s_gpu, v_gpu = model(x.cuda(), return_spikes=True)
     assert torch.equal(q_cpu, q_gpu.cpu()) and torch.equal(v_cpu, v_gpu.cpu())
     assert all(torch.equal(a, b.cpu()) for a, b in zip(s_cpu, s_gpu))
+
+
+def test_format_1_files_still_load(tmp_path):
+    """Files exported before format 2 (T also as reset_interval, readout.q_scale/divisor, readout vThMant 2**17)."""
+    import json
+
+    from dsqn.netfile import ATTR_META, ATTR_VERSION
+
+    path = export(make_net(seed=8), tmp_path / "old.net")
+    with h5py.File(path, "r+") as f:
+        meta = json.loads(f.attrs[ATTR_META])
+        meta["reset_interval"] = meta["timesteps"]
+        meta["readout"] = {"layer": 2, "state": "v", "q_scale": 4.0, "divisor": meta["timesteps"] * 4096}
+        f.attrs[ATTR_META] = json.dumps(meta)
+        f.attrs[ATTR_VERSION] = 1
+        del f["layer/3/neuron/vThMant"]
+        f["layer/3/neuron/vThMant"] = 1 << 17
+    net = read_netfile(path)
+    assert net.readout.scale == 4.0 and net.reset_interval == net.timesteps == 8 and net.layers[-1].vth_mant == 1 << 17
+    assert net.readout.decode(np.array([8 * 4096])) == 4.0
