@@ -144,3 +144,46 @@ def test_training_forward_equals_emulator_equals_lava(tmp_path, case):
             assert np.array_equal(inf.spikes[i][:, i + 1 : T - 1], trained[:, i + 1 :]), f"inference {k} layer {i}"
         assert np.array_equal(inf.readout_v, volt[k, :, timing.readout_step(T)].numpy().astype(np.int64))
         np.testing.assert_array_equal(net.readout.decode(inf.readout_v).astype(np.float32), q[k].numpy())
+
+
+def test_whole_q_network_forward_and_gradients_equal_the_lava_dl_network():
+    """The Q-network built from our blocks and the same network from lava-dl's blocks (benchmarks/lavadl_qnet.py,
+    what dsqn trained with before): same initial weights from a seed, same Q (float64 slayer), gradients of every
+    parameter within float tolerance."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from lavadl_qnet import LavaDlQNet
+
+    from dsqn.qnet import NetSpec, SpikingQNet
+
+    spec = NetSpec(input_shape=[2, 9, 9], layers=[{"type": "conv", "out": 4, "kernel": 3, "stride": 2}, {"type": "dense", "out": 12}],
+                   n_actions=3, timesteps=8, threshold=0.5, current_decay=0.25, voltage_decay=0.125, input_unit=32,
+                   q_scale=2.0, tau_grad=0.05, scale_grad=3.0)
+    torch.manual_seed(4)
+    ours = SpikingQNet(spec)
+    torch.manual_seed(4)
+    theirs = LavaDlQNet(spec)
+    with torch.no_grad():
+        theirs(torch.zeros(1, 2, 9, 9))  # slayer learns neuron shapes on the first pass
+    assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), theirs.state_dict().values()))
+    with torch.no_grad():
+        for block in ours.neuron_blocks():
+            block.synapse.weight.mul_(3)
+        ours.readout_bias[:] = torch.tensor([0.5, -0.25, 0.125])
+    theirs.load_state_dict(ours.state_dict())
+    theirs.double()
+    x = torch.randint(0, 60, (5, 2, 9, 9)).float()
+    r = torch.randn(5, 3)
+    q_ours, q_theirs = ours(x), theirs(x.double())
+    assert torch.equal(q_ours.double(), q_theirs)
+    (q_ours * r).sum().backward()
+    (q_theirs * r.double()).sum().backward()
+    checked = 0
+    for (name, a), b in zip(ours.named_parameters(), theirs.parameters()):
+        if a.requires_grad:
+            torch.testing.assert_close(a.grad.double(), b.grad, rtol=1e-4, atol=1e-6, msg=name)
+            assert a.grad.abs().sum() > 0, name
+            checked += 1
+    assert checked == 4  # conv weight, dense weight, readout weight, readout bias
