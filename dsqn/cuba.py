@@ -186,7 +186,15 @@ class _Synapse(torch.nn.Module):
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
 
     def quantized(self) -> torch.Tensor:
-        return quantize_8bit(self.weight)
+        if torch.is_grad_enabled():
+            return quantize_8bit(self.weight)
+        # acting and target networks: reuse the quantized weights until the optimizer changes them
+        key = (self.weight._version, self.weight.data_ptr(), self.weight.device)
+        cached = self.__dict__.get("_quantized")
+        if cached is None or cached[0] != key:
+            cached = (key, quantize_8bit(self.weight.detach()))
+            self.__dict__["_quantized"] = cached
+        return cached[1]
 
     def weight_int(self) -> np.ndarray:
         """Exported integer weights (even, [-256, 254]) as float32 like slayer writes them."""

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from dsqn import __version__, timing
-from dsqn.cuba import Flatten, quantize_8bit
+from dsqn.cuba import Conv, Flatten, quantize_8bit
 from dsqn.encoding import Encoder
 from dsqn.errors import UserError
 from dsqn.fixed_point import WEIGHT_INT_MAX, WEIGHT_INT_MIN, WEIGHT_SCALE
@@ -76,7 +76,7 @@ def export_model(model: SpikingQNet, encoder: Encoder, out: Path, meta: dict) ->
             continue
         w = block.synapse.weight_int()
         n = block.neuron.loihi(f"layer {len(rows)}")
-        rows.append(LayerRow(len(rows), "conv" if w.ndim == 4 else "dense", tuple(block.neuron.shape), int(w.min()), int(w.max()),
+        rows.append(LayerRow(len(rows), "conv" if isinstance(block, Conv) else "dense", tuple(block.neuron.shape), int(w.min()), int(w.max()),
                              _clipped_count(block.synapse.weight), int(n.vth_mant), int(n.i_decay), int(n.v_decay)))
     syn = model.readout.synapse
     w = (quantize_8bit(syn.weight).detach() * WEIGHT_SCALE).reshape(syn.weight.shape[:2]).cpu().numpy().astype(np.float32)
