@@ -74,7 +74,8 @@ if HAVE_TRITON:
                 tl.store(u_ptr + off, u.to(tl.float64), mask=mask)
             s = v > th
             if DELAY:
-                tl.store(s_ptr + off + n_neurons, s.to(s_ptr.dtype.element_ty), mask=mask & (t + 1 < n_steps))
+                if t + 1 < n_steps:  # the last step's spike would leave after the window
+                    tl.store(s_ptr + off + n_neurons, s.to(s_ptr.dtype.element_ty), mask=mask)
             else:
                 tl.store(s_ptr + off, s.to(s_ptr.dtype.element_ty), mask=mask)
             v = tl.where(s, zero, v)
@@ -103,8 +104,10 @@ if HAVE_TRITON:
             g = tl.zeros([BLOCK_N], dtype=tl.float64)
             if HAS_S:
                 vv = tl.load(v_ptr + off, mask=mask, other=0.0).to(tl.float64)
-                if DELAY:
-                    gs = tl.load(gs_ptr + off + n_neurons, mask=mask & (t + 1 < n_steps), other=0.0).to(tl.float64)
+                if DELAY:  # the spike of step t left on step t + 1
+                    nxt = base + tl.minimum(t + 1, n_steps - 1) * n_neurons + j
+                    gs = tl.load(gs_ptr + nxt, mask=mask, other=0.0).to(tl.float64)
+                    gs = tl.where(t + 1 < n_steps, gs, 0.0)
                 else:
                     gs = tl.load(gs_ptr + off, mask=mask, other=0.0).to(tl.float64)
                 dist = tl.abs((vv - vth) - 0.01) / 4096.0

@@ -1,0 +1,37 @@
+"""Run the Triton kernels in Triton's interpreter (TRITON_INTERPRET=1: numpy on the CPU) against the torch
+reference kernel. Called in a fresh process by tests/test_core.py, because the interpreter is chosen when the
+kernels are decorated. Prints ALL OK when every case agrees (forward bit for bit, backward to float rounding)."""
+
+import os
+import sys
+
+os.environ["TRITON_INTERPRET"] = "1"
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_core import _params  # noqa: E402
+
+from dsqn import neuron as kernel  # noqa: E402
+from dsqn import neuron_triton  # noqa: E402
+
+ok = True
+for scale in (40.0, 5000.0):
+    for const in (False, True):
+        rng = np.random.default_rng(int(scale) + const)
+        b, n, s = 3, 150, 12
+        z = torch.from_numpy(np.round(rng.normal(0, scale, (b, 1 if const else s, n)) * 64) / 64).float()
+        p = _params(rng, n, big=scale > 100)
+        resets = rng.random(s) < 0.2
+        for delay in (False, True):
+            ref = kernel.forward(z, const, 2, 9, s, p, resets, record_u=True, delay=delay, backend="torch")
+            tri = neuron_triton.forward(z, const, 2, 9, s, p, resets, True, delay)
+            same = all(torch.equal(a, c) for a, c in zip(ref[:3], tri[:3])) and ref[3] == tri[3]
+            gs, gv = torch.randn(b, s, n), torch.randn(b, s, n)
+            gz_t, gb_t = kernel.backward(gs, gv, ref[1], p, 3, True, delay=delay, backend="torch")
+            gz_g, gb_g = neuron_triton.backward(gs, gv, tri[1], p, 3, True, delay)
+            close = torch.allclose(gz_g, gz_t, rtol=1e-4, atol=1e-3) and torch.allclose(gb_g, gb_t, rtol=1e-4, atol=1e-3)
+            print(f"scale {scale} const {const} delay {delay}: forward equal {same}, backward close {close}")
+            ok &= same and close
+print("ALL OK" if ok else "MISMATCH")
