@@ -85,7 +85,7 @@ def median_ms(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
 
 def bench(name: str, model: torch.nn.Module, target: torch.nn.Module, x: torch.Tensor, env_id: str, repeats: int, batch: int,
           train_freq: int) -> dict:
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=True)  # as dsqn-train uses it, for every row
     o, o2 = x[:batch], x[batch : 2 * batch]
     a = torch.zeros(batch, dtype=torch.long, device=x.device)
 

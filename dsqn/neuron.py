@@ -63,6 +63,16 @@ class KernelParams:
     tau_rho: np.ndarray
     scale_rho: float
 
+    def surrogate_tensors(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """vth, 1 / (tau * 4096) and scale_rho / (2 tau) as float32 tensors on ``device``, cached."""
+        key = f"_sur_{device}"
+        cached = self.__dict__.get(key)
+        if cached is None:
+            cached = tuple(torch.as_tensor(a.astype(np.float32), device=device) for a in
+                           (self.vth, 1.0 / (self.tau_rho * STATE_SCALE), self.scale_rho / 2 / self.tau_rho))
+            object.__setattr__(self, key, cached)
+        return cached  # type: ignore[return-value]
+
     def as_float64(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """keep_u, keep_v, bias, vth as float64 (exact: all below 2**53), cached."""
         cached = self.__dict__.get("_f64")
@@ -145,9 +155,7 @@ def voltage_grad(grad_s: torch.Tensor | None, grad_v: torch.Tensor | None, v_pre
     else:
         g = torch.zeros(v_pre.shape, dtype=torch.float32, device=dev)
     if grad_s is not None:
-        vth = torch.as_tensor(p.vth.astype(np.float32), device=dev)
-        inv_tau = torch.as_tensor((1.0 / (p.tau_rho * STATE_SCALE)).astype(np.float32), device=dev)
-        c = torch.as_tensor((p.scale_rho / 2 / p.tau_rho).astype(np.float32), device=dev)
+        vth, inv_tau, c = p.surrogate_tensors(dev)
         gs, vp, out = (grad_s[:, 1:], v_pre[:, :-1], g[:, :-1]) if delay else (grad_s, v_pre, g)
         dist = (vp - vth).sub_(SLAYER_TH_EPS).abs_().mul_(-inv_tau)
         out.copy_(dist.exp_().mul_(c).mul_(gs))
