@@ -41,7 +41,7 @@ def build(path: Path, T: int, width: float = 1.0, seed: int = 0) -> Path:
     model = SpikingQNet(spec)
     with torch.no_grad():
         for k, block in enumerate(model.blocks):
-            if hasattr(block, "synapse"):  # active but not saturating: no 24-bit wrap anywhere
+            if hasattr(block, "synapse"):  # active; pixel input drives some first-layer neurons to the 24-bit limits
                 block.synapse.weight.data *= 1.0 if k == 0 else 8.0
     enc = Encoder(kind="pixels", obs_scale=(255.0,), obs_shape=(4, 84, 84))
     export_model(model, enc, path, network_meta(spec, enc, "ALE/Pong-v5", "0" * 64, {}))
