@@ -15,7 +15,8 @@ try:
     import triton
     import triton.language as tl
 
-    HAVE_TRITON = True
+    # The kernels are written for Triton 3 (torch >= 2.4); torch 2.3's Triton 2.3 falls back to the torch loop.
+    HAVE_TRITON = int(triton.__version__.split(".")[0]) >= 3
 except ImportError:  # CPU builds of torch come without Triton
     HAVE_TRITON = False
 

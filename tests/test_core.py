@@ -193,7 +193,8 @@ def test_backward_is_finite_and_reaches_every_weight():
 def test_triton_kernel_equals_torch_reference_on_cuda(scale, const):
     from dsqn import neuron_triton
 
-    assert neuron_triton.available(), "torch sees a GPU, so Triton must run the kernel"
+    if not neuron_triton.available():
+        pytest.skip("Triton 3 not installed (torch 2.3 ships Triton 2.3; CUDA then runs the torch loop)")
     rng = np.random.default_rng(int(scale) + const)
     b, n, s = 5, 300, 24
     z = torch.from_numpy(np.round(rng.normal(0, scale, (b, 1 if const else s, n)) * 64) / 64).float()
@@ -262,6 +263,10 @@ def test_triton_kernels_in_the_interpreter_equal_the_torch_reference():
 
     if importlib.util.find_spec("triton") is None:
         pytest.skip("triton not installed (the core lane installs it)")
+    import triton
+
+    if int(triton.__version__.split(".")[0]) < 3:
+        pytest.skip(f"Triton {triton.__version__} (torch 2.3's): the kernels need Triton 3")
     script = Path(__file__).with_name("triton_interpret_check.py")
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=900)
     assert r.returncode == 0 and r.stdout.strip().endswith("ALL OK"), r.stdout[-3000:] + r.stderr[-3000:]
