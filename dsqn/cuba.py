@@ -33,7 +33,6 @@ from .fixed_point import (
     BIAS_MANT_MIN,
     DECAY_SCALE,
     SCALE_RHO_MULT,
-    SLAYER_TH_EPS,
     STATE_SCALE,
     TAU_RHO_MULT,
     WEIGHT_INT_MAX,
@@ -111,8 +110,7 @@ class Neuron(torch.nn.Module):
         if cached is None or cached[0] != key:
             keep_u, keep_v, bias, vth = self.loihi().per_neuron(n)
             th = self.threshold
-            params = kernel.KernelParams(keep_u, keep_v, bias, vth, th_float=np.full(n, th + SLAYER_TH_EPS / STATE_SCALE),
-                                         tau_rho=np.full(n, self.tau_grad * th * TAU_RHO_MULT),
+            params = kernel.KernelParams(keep_u, keep_v, bias, vth, tau_rho=np.full(n, self.tau_grad * th * TAU_RHO_MULT),
                                          scale_rho=self.scale_grad * SCALE_RHO_MULT)
             cached = (key, params)
             self._kernel_params = cached

@@ -59,7 +59,6 @@ class KernelParams:
     keep_v: np.ndarray
     bias: np.ndarray  # state units (bias_mant << bias_exp)
     vth: np.ndarray  # state units (vThMant << 6)
-    th_float: np.ndarray  # slayer's threshold + eps in float units (documentation; the surrogate uses vth exactly)
     tau_rho: np.ndarray
     scale_rho: float
 

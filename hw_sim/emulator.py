@@ -12,8 +12,9 @@ It computes what ``Loihi2SimCfg(select_tag='fixed_pt')`` computes for a netx net
 Because the networks are feed-forward and resets touch only neuron state, a layer's synaptic input
 for all steps is one matrix product of its weights with the previous layer's whole spike train; only
 the neuron update runs step by step -- in :mod:`dsqn.neuron`, the same integer kernel the training blocks use
-(one implementation of the chip's arithmetic), with the reset phases of :mod:`dsqn.timing`. Sums are exact in
-float64 (and float32 for binary spikes below 2**24). The batch dimension holds independent inferences.
+(one implementation of the chip's arithmetic), with the reset phases of :mod:`dsqn.timing`. Synaptic sums are exact
+(``dsqn.cuba.exact_product``: float32 below 2**24, graded payloads split into exact halves). The batch dimension
+holds independent inferences.
 """
 
 from __future__ import annotations
@@ -120,8 +121,7 @@ class Emulator:
                 t_on, t_off, const = 0, n_steps, False
             neuron = layer.neuron()
             keep_u, keep_v, bias, vth = neuron.per_neuron(layer.n_neurons)
-            zeros = np.zeros(layer.n_neurons)
-            params = kernel.KernelParams(keep_u, keep_v, bias, vth, zeros, zeros, 0.0)
+            params = kernel.KernelParams(keep_u, keep_v, bias, vth, tau_rho=np.ones(layer.n_neurons), scale_rho=0.0)  # no surrogate
             resets = timing.reset_mask(i, n_steps, reset_interval, reset_offset, first_step=start_step - 1)
             spikes, v_pre, u_rec, events = kernel.forward(z.contiguous(), const, t_on, t_off, n_steps, params, resets,
                                                           record_u=record)

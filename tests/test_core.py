@@ -32,7 +32,7 @@ def _params(rng: np.random.Generator, n: int, big: bool) -> kernel.KernelParams:
     keep_v = rng.choice([0, 512, 4095, 4096], n).astype(np.int64)
     vth = (rng.integers(1, VTH_MANT_MAX if big else 200, n) << 6).astype(np.int64)
     bias = (rng.integers(-BIAS_MANT_MAX, BIAS_MANT_MAX, n) << 6).astype(np.int64) * rng.integers(0, 2, n)
-    return kernel.KernelParams(keep_u, keep_v, bias, vth, th_float=vth / 4096 + 1e-3, tau_rho=np.full(n, 0.7), scale_rho=0.3)
+    return kernel.KernelParams(keep_u, keep_v, bias, vth, tau_rho=np.full(n, 0.7), scale_rho=0.3)
 
 
 @pytest.mark.skipif(not kernel.HAVE_NUMBA, reason="numba not installed")
