@@ -169,6 +169,15 @@ class LavaNetwork:
             old = signal.signal(signal.SIGINT, signal.SIG_IGN)
             try:
                 self.net.stop()
+            except RuntimeError as exc:
+                # Interrupted mid-run, Lava's Runtime.stop() can receive the run's completion message where it expects
+                # TERMINATED and raise ("Runtime Received [0.]"); its `finally` has already stopped the messaging
+                # infrastructure (the worker processes). Stop the watchdog manager it skips, so nothing is left.
+                if not str(exc).startswith("Runtime Received"):
+                    raise
+                watchdog = getattr(getattr(self.net, "runtime", None), "_watchdog_manager", None)
+                if watchdog is not None:
+                    watchdog.stop()
             finally:
                 signal.signal(signal.SIGINT, old)
 
