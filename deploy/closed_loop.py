@@ -10,6 +10,7 @@ import numpy as np
 from dsqn.encoding import Encoder
 from dsqn.envs import check_spaces, make_env
 from dsqn.errors import UserError
+from dsqn.extras import require_lava
 from dsqn.hw_sim.counters import Counter, WindowStitcher
 from dsqn.netfile import NetFile
 
@@ -80,11 +81,7 @@ def make_policy(net: NetFile, backend: str) -> Policy:
     if backend == "emu":
         return EmuPolicy(net)
     if backend in ("sim", "loihi2"):
-        try:
-            import lava.lib.dl.netx  # noqa: F401
-        except ImportError:
-            raise UserError(f"backend {backend} needs the lava extra (Python 3.10): pip install 'dsqn[lava]'; "
-                            "--backend emu runs the same arithmetic without it") from None
+        require_lava(f"backend {backend}")
         return LavaPolicy(net, backend)
     raise UserError(f"unknown backend {backend!r} (sim, emu, loihi2)")
 

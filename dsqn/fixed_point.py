@@ -81,7 +81,7 @@ class LoihiNeuron:
         for name in ("i_decay", "v_decay", "vth_mant", "bias_mant"):
             object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=np.int64))
 
-    def validate(self, where: str, readout: bool = False) -> None:
+    def validate(self, where: str) -> None:
         """ValueError naming ``where`` and the value when a field leaves its Loihi range."""
         checks = (("iDecay", self.i_decay, 0, DECAY_SCALE), ("vDecay", self.v_decay, 0, DECAY_SCALE),
                   ("vThMant", self.vth_mant, 1, VTH_MANT_MAX), ("bias mantissa", self.bias_mant, BIAS_MANT_MIN, BIAS_MANT_MAX))

@@ -13,6 +13,7 @@ from dsqn import __version__, timing
 from dsqn.cuba import Conv, Flatten, quantize_8bit
 from dsqn.encoding import Encoder
 from dsqn.errors import UserError
+from dsqn.extras import lava_available
 from dsqn.fixed_point import WEIGHT_INT_MAX, WEIGHT_INT_MIN, WEIGHT_SCALE
 from dsqn.netfile import read_netfile, write_netfile
 from dsqn.qnet import NetSpec, SpikingQNet
@@ -101,14 +102,6 @@ def export_model(model: SpikingQNet, encoder: Encoder, out: Path, meta: dict) ->
                          int(readout.vth_mant), int(readout.i_decay), int(readout.v_decay)))
     write_netfile(out, writers, meta)
     return rows
-
-
-def lava_available() -> bool:
-    try:
-        import lava.lib.dl.netx  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def verify_with_netx(path: Path) -> bool:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dsqn import timing
 from dsqn.netfile import Layer
 
 
@@ -107,9 +108,11 @@ class WindowStitcher:
         """Give the window just run; returns (payload, spikes) of the inference it completed, if any."""
         done = None
         if self.prev is not None:
+            # layer i's inference starts at step window(i).start of one T-step window and ends just before it in the next
+            starts = [timing.window(i, w.shape[1]).start for i, w in enumerate(window)]
             done = (
                 self.prev_payload,
-                [np.concatenate([self.prev[i][:, i + 1 :], window[i][:, : i + 1]], axis=1) for i in range(self.n_layers)],
+                [np.concatenate([self.prev[i][:, s:], window[i][:, :s]], axis=1) for i, s in enumerate(starts)],
             )
         self.prev, self.prev_payload = window, payload
         return done

@@ -58,7 +58,7 @@ class LayerTrace:
 class RunResult:
     traces: list[LayerTrace]
     overflow: list[int] = field(default_factory=list)  # per layer: u wrap-arounds + v saturations
-    v_captured: list[np.ndarray] = field(default_factory=list)  # per layer (B, N): v after step capture_at
+    v_captured: list[np.ndarray] = field(default_factory=list)  # [readout (B, A)]: its v after step capture_at
 
 
 class Emulator:

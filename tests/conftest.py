@@ -6,7 +6,6 @@ core lane -- unless DSQN_REQUIRE_LAVA=1 (the lava lane sets it), where a missing
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import torch
 
 from dsqn.encoding import Encoder
 from dsqn.export.exporter import export_model, network_meta
+from dsqn.extras import lava_available
 from dsqn.qnet import NetSpec, SpikingQNet
 
 
@@ -55,14 +55,7 @@ def export(model: SpikingQNet, path: Path, env_id: str = "CartPole-v1", obs_dim:
     return path
 
 
-def _have_lava() -> bool:
-    try:
-        return importlib.util.find_spec("lava.lib.dl.netx") is not None
-    except ModuleNotFoundError:
-        return False
-
-
-HAVE_LAVA = _have_lava()
+HAVE_LAVA = lava_available()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
