@@ -188,11 +188,24 @@ def backward_torch(grad_s: torch.Tensor | None, grad_v: torch.Tensor | None, v_p
 # ----------------------------------------------------------------------------------------------------
 if HAVE_NUMBA:
 
+    @njit(inline="always")
+    def lif_step(u, v, a, keep_u, keep_v, bias, vth):  # type: ignore[no-untyped-def]
+        """One neuron, one step (the module docstring's update), on integers carried in float64: every value
+        stays below 2**53 (|u| < 2**26, keep <= 2**12), so products, trunc(x / 4096) and sums are exact, and loops
+        over neurons that call it vectorise (AVX2 has no int64 multiply). ``a`` is the synaptic input in state
+        units. Returns the new u, the pre-reset v (saturated), whether it fires, and the number of wrap/saturation
+        events (0-3). The only copy of the chip's neuron arithmetic on the CPU; the torch reference does the same
+        in int64 and the tests hold them equal."""
+        uu = np.trunc(u * keep_u * (1.0 / 4096.0)) + a
+        over = np.float64(uu > 8388608.0)
+        under = np.float64(uu <= -8388608.0)
+        uu = uu - 16777216.0 * over + 16777216.0 * under
+        vv = np.trunc(v * keep_v * (1.0 / 4096.0)) + uu + bias
+        vs = min(max(vv, -8388607.0), 8388607.0)
+        return uu, vs, vs > vth, over + under + np.float64(vs != vv)
+
     def _fwd_impl(z, const, t_on, t_off, n_steps, keep_u, keep_v, bias, vth, resets, delay, spikes, v_pre, u_rec,  # type: ignore[no-untyped-def]
                   record_u, events):
-        # Integer arithmetic carried in float64: every value stays below 2**53 (|u| < 2**26, keep <= 2**12), so
-        # products, trunc(x / 4096) and sums are exact, and the loop over neurons vectorises (AVX2 has no int64
-        # multiply). The torch reference does the same in int64; the tests hold them equal.
         n_batch = z.shape[0]
         n = keep_u.shape[0]
         for b in prange(n_batch):
@@ -213,15 +226,10 @@ if HAVE_NUMBA:
                 srow = spikes[b, to] if to < n_steps else scratch
                 vrow = v_pre[b, t]
                 for j in range(n):  # branch-free, so it vectorises
-                    uu = np.trunc(u[j] * keep_u[j] * (1.0 / 4096.0)) + np.trunc(np.float64(zrow[j]) * gain)
-                    over = np.float64(uu > 8388608.0)
-                    under = np.float64(uu <= -8388608.0)
-                    uu = uu - 16777216.0 * over + 16777216.0 * under
-                    vv = np.trunc(v[j] * keep_v[j] * (1.0 / 4096.0)) + uu + bias[j]
-                    vs = min(max(vv, -8388607.0), 8388607.0)
-                    ev[j] += over + under + np.float64(vs != vv)
+                    uu, vs, fire, e = lif_step(u[j], v[j], np.trunc(np.float64(zrow[j]) * gain), keep_u[j], keep_v[j],
+                                               bias[j], vth[j])
+                    ev[j] += e
                     vrow[j] = vs
-                    fire = vs > vth[j]
                     srow[j] = fire
                     v[j] = 0.0 if fire else vs
                     u[j] = uu
@@ -257,7 +265,7 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
-def _parallel(b: int, work: int) -> bool:
+def parallel_ok(b: int, work: int) -> bool:
     if b < 2 or work < _PARALLEL_MIN or torch.get_num_threads() < 2:
         return False
     numba.set_num_threads(min(numba.config.NUMBA_NUM_THREADS, torch.get_num_threads()))
@@ -271,7 +279,7 @@ def forward_numba(z: torch.Tensor, const: bool, t_on: int, t_off: int, n_steps: 
     v_pre = torch.empty(b, n_steps, n, dtype=torch.float32)
     u_rec = torch.empty(b, n_steps, n, dtype=torch.float64) if record_u else torch.empty(1, 1, 1, dtype=torch.float64)
     events = np.zeros(b, dtype=np.int64)
-    fn = _fwd_par if _parallel(b, b * n * n_steps) else _fwd_ser
+    fn = _fwd_par if parallel_ok(b, b * n * n_steps) else _fwd_ser
     fn(_np(z), const, t_on, t_off, n_steps, *p.as_float64(), np.ascontiguousarray(resets, dtype=np.bool_),
        delay, spikes.numpy(), v_pre.numpy(), u_rec.numpy(), record_u, events)
     return spikes, v_pre, (u_rec if record_u else None), int(events.sum())
@@ -283,7 +291,7 @@ def backward_numba(grad_s: torch.Tensor | None, grad_v: torch.Tensor | None, v_p
     gz = torch.empty(b, n_steps, n, dtype=torch.float32)
     gb = torch.zeros(b, n, dtype=torch.float32) if want_bias else torch.zeros(1, 1)
     g_v = voltage_grad(grad_s, grad_v, v_pre, p, delay)
-    fn = _bwd_par if _parallel(b, b * n * n_steps) else _bwd_ser
+    fn = _bwd_par if parallel_ok(b, b * n * n_steps) else _bwd_ser
     fn(_np(g_v), p.keep_u / DECAY_SCALE, p.keep_v / DECAY_SCALE, bias_from, want_bias, gz.numpy(), gb.numpy())
     return gz, (gb if want_bias else None)
 

@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from . import cuba, timing
+from . import cuba, fused, timing
+from . import neuron as kernel
 from .fixed_point import BIAS_MANT_MAX, BIAS_MANT_MIN, WEIGHT_SCALE, NeuronParams, quantize_threshold
 from .readout import Readout
 
@@ -121,6 +122,9 @@ class SpikingQNet(torch.nn.Module):
         self.readout = cuba.Readout(shape[0], spec.n_actions, weight_scale=1)
         # Readout bias in weight units per step; quantized to bias_mant / 64 on Loihi's grid.
         self.readout_bias = torch.nn.Parameter(torch.zeros(spec.n_actions))
+        self.fused_enabled = True  # False: always the layer-by-layer forward (tests compare the two)
+        self._fused_ok: bool | None = None
+        self._readout = spec.readout
 
     def neuron_blocks(self) -> list[cuba.Dense | cuba.Conv]:
         return [b for b in self.blocks if not isinstance(b, cuba.Flatten)]
@@ -138,10 +142,50 @@ class SpikingQNet(torch.nn.Module):
         with torch.no_grad():
             self.readout_bias.add_(delta / per_unit).clamp_(BIAS_MANT_MIN / WEIGHT_SCALE, BIAS_MANT_MAX / WEIGHT_SCALE)
 
+    def _fused_net(self) -> tuple[fused.FusedNet, np.ndarray] | None:
+        """The network as one compiled call (dsqn.fused) and its resets, for acting on the CPU where it applies
+        (dense layers of moderate size). Rebuilt when the optimizer has changed the weights (cheap at these sizes)."""
+        if self._fused_ok is None:
+            dense = all(isinstance(b, cuba.Dense) for b in self.blocks)
+            self._fused_ok = kernel.HAVE_NUMBA and dense and all(b.synapse.in_channels <= fused.MAX_FAN_IN for b in self.blocks) \
+                and sum(b.synapse.weight.numel() for b in [*self.blocks[1:], self.readout]) <= fused.MAX_WEIGHTS
+        if not self._fused_ok:
+            return None
+        synapses = [b.synapse for b in self.blocks[1:]] + [self.readout.synapse]
+        key = tuple((p._version, p.data_ptr()) for p in [*(s.weight for s in synapses), self.readout_bias])
+        cached = self.__dict__.get("_fused_cache")
+        if cached is None or cached[0] != key:
+            T, L = self.spec.timesteps, self.spec.n_layers
+            bias_mant = np.rint(self.quantized_bias().detach().cpu().numpy().astype(np.float64) * WEIGHT_SCALE).astype(np.int64)
+            neurons = [b.neuron.kernel_params(b.synapse.out_channels) for b in self.blocks]
+            neurons.append(self.readout.neuron.kernel_params(self.spec.n_actions, bias_mant))
+            weights = [q.reshape(q.shape[0], -1).cpu().numpy().astype(np.float64) * WEIGHT_SCALE
+                       for q in (s.quantized() for s in synapses)]
+            resets = np.zeros((L, T), dtype=bool)
+            resets[L - 1] = timing.reset_mask(L - 1, T, T)
+            cached = (key, fused.FusedNet([(p.keep_u, p.keep_v, p.bias, p.vth) for p in neurons], weights), resets)
+            self.__dict__["_fused_cache"] = cached
+        return cached[1], cached[2]
+
+    def _forward_fused(self, net: fused.FusedNet, resets: np.ndarray, payload: torch.Tensor) -> torch.Tensor:
+        """Q from one compiled call; the same integers as the layer-by-layer forward (tested)."""
+        T = self.spec.timesteps
+        z0 = self.blocks[0].synaptic_input(payload.reshape(payload.shape[0], -1), binary=False)
+        res = net.run(z0.double().numpy(), T, timing.SYNAPSE_DELAY, T, resets)
+        at = timing.readout_step(T)
+        v = np.where(res.spikes[-1][:, at] != 0, 0.0, res.v_last[:, at]).astype(np.float32)
+        return self._readout.decode(torch.from_numpy(v))
+
     def forward(self, payload: torch.Tensor, return_spikes: bool = False):  # type: ignore[no-untyped-def]
         """payload: (B, *input_shape) integer payloads (as float). Returns Q (B, A); with ``return_spikes`` also
-        each layer's delayed spike train (B, *shape, T) and the readout voltage (B, A, T) in state units."""
+        each layer's delayed spike train (B, *shape, T) and the readout voltage (B, A, T) in state units.
+        Without autograd on the CPU (acting, evaluation, the target network) small dense networks run as one
+        compiled call (:mod:`dsqn.fused`), which returns the same numbers."""
         T, L = self.spec.timesteps, self.spec.n_layers
+        if not return_spikes and not torch.is_grad_enabled() and payload.device.type == "cpu" and self.fused_enabled:
+            net = self._fused_net()
+            if net is not None:
+                return self._forward_fused(*net, payload)
         x = payload
         spikes = []
         first = True
@@ -154,7 +198,7 @@ class SpikingQNet(torch.nn.Module):
             first = False
             spikes.append(x)
         v = self.readout.forward_tm(x, self.quantized_bias(), timing.reset_mask(L - 1, T, T), timing.reset_step(L - 1, T))
-        q = self.spec.readout.decode(v[:, timing.readout_step(T)])
+        q = self._readout.decode(v[:, timing.readout_step(T)])
         if return_spikes:  # in slayer's layout, time last
             return q, [s.movedim(1, -1) for s in spikes], v.movedim(1, -1)
         return q

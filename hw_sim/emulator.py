@@ -25,8 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dsqn import fused, timing
 from dsqn import neuron as kernel
-from dsqn import timing
 from dsqn.cuba import exact_product
 from dsqn.fixed_point import WEIGHT_SCALE
 from dsqn.netfile import Layer, NetFile
@@ -69,6 +69,19 @@ class Emulator:
         self.layers = net.layers
         # 8-bit integer weights are exact in float32; products are made exact by dsqn.cuba.exact_product
         self._w32 = [torch.from_numpy(layer.weight.astype(np.float32)) for layer in self.layers]
+        self._fused: fused.FusedNet | None = None
+
+    def fused_net(self) -> fused.FusedNet | None:
+        """The network for dsqn.fused, where it is the faster path: every synapse after the first dense and
+        small (conv networks run layer by layer, their GEMMs beat adding one column per spike)."""
+        later = self.layers[1:]
+        if not kernel.HAVE_NUMBA or any(layer.kind != "dense" or layer.weight.shape[1] > fused.MAX_FAN_IN for layer in later) \
+                or sum(layer.weight.size for layer in later) > fused.MAX_WEIGHTS:
+            return None
+        if self._fused is None:
+            self._fused = fused.FusedNet([layer.neuron().per_neuron(layer.n_neurons) for layer in self.layers],
+                                         [layer.weight for layer in later])
+        return self._fused
 
     def synaptic_input(self, i: int, x: torch.Tensor, binary: bool) -> torch.Tensor:
         """x: (B, S, n_in) spikes (0/1) or graded payloads of layer i's source -> (B, S, n_out) exact integer
@@ -136,19 +149,33 @@ class Emulator:
             x = spikes  # float 0/1, the next layer's input
         return RunResult(traces=traces, overflow=overflow, v_captured=captured)
 
-    def infer(self, payload: np.ndarray, timesteps: int) -> tuple[np.ndarray, list[np.ndarray], list[int]]:
+    def infer(self, payload: np.ndarray, timesteps: int,
+              fused_path: bool = True) -> tuple[np.ndarray, list[np.ndarray], list[int]]:
         """Independent inferences, as a netx network with reset_interval=T runs them back to back.
 
         payload: (B, *input_shape) integers, presented on steps 0..T-1. Returns the readout voltage
         after step T-1 (B, A), each layer's spikes over its pipelined window (B, N_i, T; dsqn.timing.window)
-        and the overflow events per layer.
+        and the overflow events per layer. Small dense networks run in one compiled call (:mod:`dsqn.fused`),
+        others layer by layer (``run``, also with ``fused_path=False``); both compute the same integers (tested).
         """
         b = payload.shape[0]
         n_steps = timing.inference_steps(timesteps, len(self.layers))
-        x = np.asarray(payload).reshape(b, -1, 1)
         # The per-layer resets matter even from zero state: a layer's bias integrates until its reset.
         offset = int(self.net.meta.get("reset_offset", timing.RESET_OFFSET))
-        res = self.run(x, reset_interval=timing.reset_interval(timesteps), reset_offset=offset,
-                       capture_at=timing.readout_step(timesteps), const_steps=timesteps, n_steps=n_steps)
-        windows = [tr.spikes[..., timing.window(i, timesteps)] for i, tr in enumerate(res.traces)]
-        return res.v_captured[-1], windows, res.overflow
+        interval = timing.reset_interval(timesteps)
+        net = self.fused_net() if fused_path else None
+        if net is None:
+            x = np.asarray(payload).reshape(b, -1, 1)
+            res = self.run(x, reset_interval=interval, reset_offset=offset, capture_at=timing.readout_step(timesteps),
+                           const_steps=timesteps, n_steps=n_steps)
+            windows = [tr.spikes[..., timing.window(i, timesteps)] for i, tr in enumerate(res.traces)]
+            return res.v_captured[-1], windows, res.overflow
+        # One compiled call for all layers and steps (dsqn.fused); the first layer's input once, exactly.
+        x = torch.from_numpy(np.ascontiguousarray(np.asarray(payload).reshape(b, 1, -1)))
+        z0 = self.synaptic_input(0, x, binary=False).reshape(b, -1).double().numpy() / WEIGHT_SCALE
+        resets = np.stack([timing.reset_mask(i, n_steps, interval, offset) for i in range(len(self.layers))])
+        res = net.run(z0, n_steps, timing.SYNAPSE_DELAY, timesteps + timing.SYNAPSE_DELAY, resets)
+        at = timing.readout_step(timesteps)
+        v = np.where(res.spikes[-1][:, at] != 0, 0, res.v_last[:, at]).astype(np.int64)
+        windows = [np.moveaxis(s[:, timing.window(i, timesteps)], 1, -1) != 0 for i, s in enumerate(res.spikes)]
+        return v, windows, [int(e) for e in res.events.sum(0)]

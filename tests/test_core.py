@@ -63,12 +63,22 @@ def test_numba_kernel_equals_torch_reference(scale, const, delay):
 
 
 def _train_vs_emulator(model: SpikingQNet, payload: np.ndarray, path: Path) -> tuple[int, int]:
-    """Every layer's spikes over its window and the readout voltage: training forward == emulator."""
+    """Every layer's spikes over its window and the readout voltage: training forward == emulator; and the
+    one-call paths (dsqn.fused: acting, the emulator's small dense networks) == the layer-by-layer ones."""
     T = model.spec.timesteps
+    x = torch.from_numpy(payload.astype(np.float32))
     with torch.no_grad():
-        q, spikes, volt = model(torch.from_numpy(payload.astype(np.float32)), return_spikes=True)
+        q, spikes, volt = model(x, return_spikes=True)  # layer by layer
+        q_act = model(x)  # as acting runs it: one compiled call for dense networks
+    with torch.enable_grad():
+        q_grad = model(x)  # as the update runs it: layer by layer, differentiable
+    assert torch.equal(q_act, q) and torch.equal(q_grad.detach(), q)
     net = read_netfile(export(model, path))
-    v, windows, overflow = Emulator(net).infer(payload, T)
+    emu = Emulator(net)
+    v, windows, overflow = emu.infer(payload, T)
+    v_lw, windows_lw, overflow_lw = emu.infer(payload, T, fused_path=False)
+    assert np.array_equal(v, v_lw) and overflow == overflow_lw
+    assert all(np.array_equal(a, c) for a, c in zip(windows, windows_lw))
     active = 0
     for i, s in enumerate(spikes):
         sl = s.numpy().reshape(s.shape[0], -1, T)[..., 1:] > 0  # block outputs are delayed by one step
