@@ -5,7 +5,9 @@ extra is installed), an ANN of the same layers; and the dense-FLOP bound of the 
 update with every spiking layer's synaptic work done for all T steps (batch x T samples; the first layer once,
 as the constant input needs), i.e. what any implementation without exploiting sparsity must spend.
 Measures the time of one greedy action (batch 1), of one Double-DQN update (online forward over (o, o2),
-target forward, backward, Adam step) and the resulting env-steps/s of the training loop. Prints medians.
+target forward, backward, Adam step) and the resulting env-steps/s of the training loop. Prints medians; the
+rows are timed round-robin (one call of each in turn), so load on a shared machine drifts over all of them
+alike and the printed ratios hold even when the absolute times wander.
 
     python benchmarks/train_speed.py [--env-id CartPole-v1] [--repeats 200] [--device cpu|cuda] [--timesteps T]
 """
@@ -71,20 +73,24 @@ class BoundNet(torch.nn.Module):
 SYNC = {"fn": lambda: None}
 
 
-def median_ms(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
-    fn()
-    SYNC["fn"]()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
+def interleaved_medians(fns: list, repeats: int) -> list[float]:  # type: ignore[type-arg]
+    """Median ms of each function, timed round-robin (one call of each in turn) so that the machine's load
+    drifts over all rows alike and their ratios stay meaningful on a shared, noisy machine."""
+    for fn in fns:
         fn()
-        SYNC["fn"]()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
+    SYNC["fn"]()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for k, fn in enumerate(fns):
+            t = time.perf_counter()
+            fn()
+            SYNC["fn"]()
+            times[k].append(time.perf_counter() - t)
+    return [statistics.median(ts) * 1e3 for ts in times]
 
 
-def bench(name: str, model: torch.nn.Module, target: torch.nn.Module, x: torch.Tensor, env_id: str, repeats: int, batch: int,
-          train_freq: int) -> dict:
+def closures(model: torch.nn.Module, target: torch.nn.Module, x: torch.Tensor, batch: int):  # type: ignore[no-untyped-def]
+    """(act, update) of one row: a greedy action at batch 1, one Double-DQN update as dsqn-train does it."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=True)  # as dsqn-train uses it, for every row
     o, o2 = x[:batch], x[batch : 2 * batch]
     a = torch.zeros(batch, dtype=torch.long, device=x.device)
@@ -102,6 +108,10 @@ def bench(name: str, model: torch.nn.Module, target: torch.nn.Module, x: torch.T
         loss.backward()
         opt.step()
 
+    return act, update
+
+
+def env_ms(env_id: str, repeats: int) -> float:
     from dsqn.envs import make_env
 
     env = make_env(env_id, train=True)
@@ -112,8 +122,7 @@ def bench(name: str, model: torch.nn.Module, target: torch.nn.Module, x: torch.T
         if term or trunc:
             env.reset()
 
-    t_act, t_upd, t_env = median_ms(act, repeats), median_ms(update, repeats), median_ms(env_step, repeats)
-    return {"name": name, "act_ms": t_act, "update_ms": t_upd, "env_ms": t_env, "steps_per_s": 1e3 / (t_act + t_upd / train_freq + t_env)}
+    return interleaved_medians([env_step], repeats)[0]
 
 
 def main() -> None:
@@ -158,11 +167,16 @@ def main() -> None:
     runs.append(("ANN (ReLU, same layers)", ann, ann_t))
     if not args.no_bound:
         runs.append((f"dense-FLOP bound (ANN x T={spec.timesteps})", BoundNet(ann, spec.timesteps), BoundNet(ann_t, spec.timesteps)))
-    rows = []
-    for name, model, target in runs:
+    fns = []
+    for _, model, target in runs:
         model.to(dev)
         target.to(dev)
-        rows.append(bench(name, model, target, x, args.env_id, args.repeats, cfg.batch_size, cfg.train_freq))
+        fns.append(closures(model, target, x, cfg.batch_size))
+    t_act = interleaved_medians([f[0] for f in fns], args.repeats)
+    t_upd = interleaved_medians([f[1] for f in fns], args.repeats)
+    t_env = env_ms(args.env_id, args.repeats)
+    rows = [{"name": name, "act_ms": ta, "update_ms": tu, "env_ms": t_env,
+             "steps_per_s": 1e3 / (ta + tu / cfg.train_freq + t_env)} for (name, _, _), ta, tu in zip(runs, t_act, t_upd)]
     print(f"{args.env_id}: layers {sizes}, batch {cfg.batch_size}, one update every {cfg.train_freq} env steps, "
           f"torch {torch.__version__}, threads {args.threads}, device {args.device}"
           f"{' (' + torch.cuda.get_device_name() + ')' if dev.type == 'cuda' else ''}, medians of {args.repeats}")

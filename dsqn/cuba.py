@@ -139,6 +139,7 @@ class _CubaFn(torch.autograd.Function):
     def forward(ctx, z, bias, p, const, t_on, n_steps, resets, bias_from, want_v, delay):  # type: ignore[no-untyped-def, override]
         spikes, v_pre, _, _ = kernel.forward(z, const, t_on, n_steps, n_steps, p, resets, delay=delay)
         ctx.save_for_backward(v_pre)
+        ctx.set_materialize_grads(False)  # an unused output (a hidden layer's v, the readout's spikes) stays None
         ctx.p, ctx.const, ctx.t_on, ctx.bias_from, ctx.has_bias, ctx.delay = p, const, t_on, bias_from, bias is not None, delay
         ctx.z_dtype = z.dtype
         return spikes, (_post_reset(v_pre, spikes) if want_v else v_pre)

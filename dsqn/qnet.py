@@ -124,6 +124,7 @@ class SpikingQNet(torch.nn.Module):
         self.readout_bias = torch.nn.Parameter(torch.zeros(spec.n_actions))
         self.fused_enabled = True  # False: always the layer-by-layer forward (tests compare the two)
         self._fused_ok: bool | None = None
+        self._fused_params: list[torch.Tensor] = []
         self._readout = spec.readout
 
     def neuron_blocks(self) -> list[cuba.Dense | cuba.Conv]:
@@ -142,39 +143,45 @@ class SpikingQNet(torch.nn.Module):
         with torch.no_grad():
             self.readout_bias.add_(delta / per_unit).clamp_(BIAS_MANT_MIN / WEIGHT_SCALE, BIAS_MANT_MAX / WEIGHT_SCALE)
 
-    def _fused_net(self) -> tuple[fused.FusedNet, np.ndarray] | None:
-        """The network as one compiled call (dsqn.fused) and its resets, for acting on the CPU where it applies
-        (dense layers of moderate size). Rebuilt when the optimizer has changed the weights (cheap at these sizes)."""
+    def _fused_net(self) -> tuple[fused.FusedNet, np.ndarray, np.ndarray] | None:
+        """The network as one compiled call (dsqn.fused) for acting on the CPU where it applies (dense layers of
+        moderate size): the FusedNet, its resets and the first layer's weight integers (float64). Rebuilt when
+        the optimizer has changed the weights (cheap at these sizes)."""
         if self._fused_ok is None:
             dense = all(isinstance(b, cuba.Dense) for b in self.blocks)
-            self._fused_ok = kernel.HAVE_NUMBA and dense and all(b.synapse.in_channels <= fused.MAX_FAN_IN for b in self.blocks) \
-                and sum(b.synapse.weight.numel() for b in [*self.blocks[1:], self.readout]) <= fused.MAX_WEIGHTS
+            later = [*self.blocks[1:], self.readout] if dense else []
+            self._fused_ok = kernel.HAVE_NUMBA and dense and sum(b.synapse.weight.numel() for b in later) <= fused.MAX_WEIGHTS \
+                and all(b.synapse.in_channels <= fused.MAX_FAN_IN for b in later)
+            if self._fused_ok:
+                self._fused_params = [*(b.synapse.weight for b in self.blocks), self.readout.synapse.weight, self.readout_bias]
         if not self._fused_ok:
             return None
-        synapses = [b.synapse for b in self.blocks[1:]] + [self.readout.synapse]
-        key = tuple((p._version, p.data_ptr()) for p in [*(s.weight for s in synapses), self.readout_bias])
+        key = tuple((p._version, p.data_ptr()) for p in self._fused_params)
         cached = self.__dict__.get("_fused_cache")
         if cached is None or cached[0] != key:
             T, L = self.spec.timesteps, self.spec.n_layers
             bias_mant = np.rint(self.quantized_bias().detach().cpu().numpy().astype(np.float64) * WEIGHT_SCALE).astype(np.int64)
             neurons = [b.neuron.kernel_params(b.synapse.out_channels) for b in self.blocks]
             neurons.append(self.readout.neuron.kernel_params(self.spec.n_actions, bias_mant))
-            weights = [q.reshape(q.shape[0], -1).cpu().numpy().astype(np.float64) * WEIGHT_SCALE
-                       for q in (s.quantized() for s in synapses)]
+            weights = [s.quantized() for s in [*(b.synapse for b in self.blocks), self.readout.synapse]]
+            weights = [q.reshape(q.shape[0], -1).cpu().numpy().astype(np.float64) * WEIGHT_SCALE for q in weights]
             resets = np.zeros((L, T), dtype=bool)
             resets[L - 1] = timing.reset_mask(L - 1, T, T)
-            cached = (key, fused.FusedNet([(p.keep_u, p.keep_v, p.bias, p.vth) for p in neurons], weights), resets)
+            net = fused.FusedNet([(p.keep_u, p.keep_v, p.bias, p.vth) for p in neurons], weights[1:])
+            cached = (key, net, resets, np.ascontiguousarray(weights[0].T))
             self.__dict__["_fused_cache"] = cached
-        return cached[1], cached[2]
+        return cached[1], cached[2], cached[3]
 
-    def _forward_fused(self, net: fused.FusedNet, resets: np.ndarray, payload: torch.Tensor) -> torch.Tensor:
-        """Q from one compiled call; the same integers as the layer-by-layer forward (tested)."""
+    def _forward_fused(self, net: fused.FusedNet, resets: np.ndarray, w0_t: np.ndarray, payload: torch.Tensor) -> torch.Tensor:
+        """Q from one compiled call; the same numbers as the layer-by-layer forward (tested). The first layer's
+        synaptic input is one float64 product of integers (exact below 2**53), in weight units."""
         T = self.spec.timesteps
-        z0 = self.blocks[0].synaptic_input(payload.reshape(payload.shape[0], -1), binary=False)
-        res = net.run(z0.double().numpy(), T, timing.SYNAPSE_DELAY, T, resets)
+        x = payload.detach().reshape(payload.shape[0], -1).numpy().astype(np.float64)
+        z0 = (x @ w0_t) / WEIGHT_SCALE
+        res = net.run(z0, T, timing.SYNAPSE_DELAY, T, resets)
         at = timing.readout_step(T)
         v = np.where(res.spikes[-1][:, at] != 0, 0.0, res.v_last[:, at]).astype(np.float32)
-        return self._readout.decode(torch.from_numpy(v))
+        return torch.from_numpy(np.asarray(self._readout.decode(v), dtype=np.float32))
 
     def forward(self, payload: torch.Tensor, return_spikes: bool = False):  # type: ignore[no-untyped-def]
         """payload: (B, *input_shape) integer payloads (as float). Returns Q (B, A); with ``return_spikes`` also

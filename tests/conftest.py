@@ -31,12 +31,13 @@ def make_net(
     weight_gain: float = 3.0,
     bias: list[float] | None = None,
     input_unit: int = 32,
+    q_scale: float = 4.0,
 ) -> SpikingQNet:
     torch.manual_seed(seed)
     spec = NetSpec(
         input_shape=list(input_shape), layers=layers or [{"type": "dense", "out": 24}, {"type": "dense", "out": 16}],
         n_actions=n_actions, timesteps=timesteps, threshold=threshold, current_decay=current_decay,
-        voltage_decay=voltage_decay, input_unit=input_unit, q_scale=4.0,
+        voltage_decay=voltage_decay, input_unit=input_unit, q_scale=q_scale,
     )
     model = SpikingQNet(spec)
     with torch.no_grad():

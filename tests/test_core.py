@@ -122,6 +122,38 @@ def test_training_forward_equals_emulator(tmp_path, case):
         assert overflow > 0, "the network should reach the 24-bit limits"
 
 
+@pytest.mark.skipif(not kernel.HAVE_NUMBA, reason="numba not installed")
+def test_acting_in_one_call_equals_the_layer_by_layer_forward_across_updates():
+    """dsqn.fused (acting, evaluation, the target network) == the layer-by-layer forward at batch 1 and at a batch
+    large enough for the parallel kernel, with an odd q_scale, and again after the optimizer changed the weights
+    (the cached network is rebuilt)."""
+    model = make_net(seed=11, layers=[{"type": "dense", "out": 64}, {"type": "dense", "out": 48}], n_actions=5,
+                     timesteps=12, weight_gain=4.0, bias=[0.3, -1.2, 0.0, 2.5, -0.7], q_scale=0.37)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    rng = np.random.default_rng(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    assert model._fused_net() is not None
+    try:
+        for _ in range(3):
+            for b in (1, 200):
+                x = torch.from_numpy(rng.integers(0, 64, (b, 8)).astype(np.float32))
+                with torch.no_grad():
+                    model.fused_enabled = True
+                    q_fused = model(x)
+                    model.fused_enabled = False
+                    q_layers = model(x)
+                assert torch.equal(q_fused, q_layers)
+                assert len(torch.unique(q_fused)) > b  # the readout moves: the comparison is not of constants
+            model.fused_enabled = True
+            loss = model(x).pow(2).mean()  # differentiable: layer by layer
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_dense_block_forward_is_exact_and_shaped_like_slayer():
     torch.manual_seed(0)
     block = Dense({"threshold": 0.5, "current_decay": 0.25, "voltage_decay": 0.125}, 6, 5, weight_scale=3)
