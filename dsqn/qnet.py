@@ -163,7 +163,8 @@ class SpikingQNet(torch.nn.Module):
             bias_mant = np.rint(self.quantized_bias().detach().cpu().numpy().astype(np.float64) * WEIGHT_SCALE).astype(np.int64)
             neurons = [b.neuron.kernel_params(b.synapse.out_channels) for b in self.blocks]
             neurons.append(self.readout.neuron.kernel_params(self.spec.n_actions, bias_mant))
-            weights = [s.quantized() for s in [*(b.synapse for b in self.blocks), self.readout.synapse]]
+            with torch.no_grad():
+                weights = [s.quantized() for s in [*(b.synapse for b in self.blocks), self.readout.synapse]]
             weights = [q.reshape(q.shape[0], -1).cpu().numpy().astype(np.float64) * WEIGHT_SCALE for q in weights]
             resets = np.zeros((L, T), dtype=bool)
             resets[L - 1] = timing.reset_mask(L - 1, T, T)
