@@ -149,14 +149,15 @@ class Emulator:
             x = spikes  # float 0/1, the next layer's input
         return RunResult(traces=traces, overflow=overflow, v_captured=captured)
 
-    def infer(self, payload: np.ndarray, timesteps: int,
-              fused_path: bool = True) -> tuple[np.ndarray, list[np.ndarray], list[int]]:
+    def infer(self, payload: np.ndarray, timesteps: int, fused_path: bool = True,
+              windowed: bool = True) -> tuple[np.ndarray, list[np.ndarray], list[int]]:
         """Independent inferences, as a netx network with reset_interval=T runs them back to back.
 
         payload: (B, *input_shape) integers, presented on steps 0..T-1. Returns the readout voltage
         after step T-1 (B, A), each layer's spikes over its pipelined window (B, N_i, T; dsqn.timing.window)
         and the overflow events per layer. Small dense networks run in one compiled call (:mod:`dsqn.fused`),
-        others layer by layer (``run``, also with ``fused_path=False``); both compute the same integers (tested).
+        others layer by layer, each layer over its window only (``windowed``; see ``_infer_windows``) or over
+        all T + L steps (``run``); all compute the same integers (tested).
         """
         b = payload.shape[0]
         n_steps = timing.inference_steps(timesteps, len(self.layers))
@@ -164,6 +165,8 @@ class Emulator:
         offset = int(self.net.meta.get("reset_offset", timing.RESET_OFFSET))
         interval = timing.reset_interval(timesteps)
         net = self.fused_net() if fused_path else None
+        if net is None and windowed and offset == timing.RESET_OFFSET and len(self.layers) < timesteps:
+            return self._infer_windows(payload, timesteps)
         if net is None:
             x = np.asarray(payload).reshape(b, -1, 1)
             res = self.run(x, reset_interval=interval, reset_offset=offset, capture_at=timing.readout_step(timesteps),
@@ -179,3 +182,31 @@ class Emulator:
         v = np.where(res.spikes[-1][:, at] != 0, 0, res.v_last[:, at]).astype(np.int64)
         windows = [np.moveaxis(s[:, timing.window(i, timesteps)], 1, -1) != 0 for i, s in enumerate(res.spikes)]
         return v, windows, [int(e) for e in res.events.sum(0)]
+
+    def _infer_windows(self, payload: np.ndarray, timesteps: int) -> tuple[np.ndarray, list[np.ndarray], list[int]]:
+        """``infer`` computing each layer over its own window only: T steps instead of T + L.
+
+        With netx's reset phase (``dsqn.timing.RESET_OFFSET``) layer i is zeroed on step i + 1, the first of its
+        window, so nothing before the window reaches its state: whatever layer i - 1 sent earlier arrived before
+        that reset. Inside the window its input is layer i - 1's window, shifted by the synapse's one step, i.e.
+        exactly the spike train that layer computed (the first layer: the observation on every step). So each
+        layer runs T steps from zero state on its predecessor's window; the readout is read on step T - 1, i.e.
+        T - 1 - (L - 1) - 1 steps into its window. Same integers as the full run (tested)."""
+        b, T, last = payload.shape[0], timesteps, len(self.layers) - 1
+        x = torch.from_numpy(np.ascontiguousarray(np.asarray(payload).reshape(b, 1, -1)))
+        no_resets = np.zeros(T, dtype=bool)
+        windows, overflow = [], []
+        v_out = np.zeros(0)
+        at = timing.readout_step(T) - timing.window(last, T).start
+        for i, layer in enumerate(self.layers):
+            const = i == 0
+            z = self.synaptic_input(i, x, binary=not const) / WEIGHT_SCALE  # (B, 1 or T, N), weight units
+            keep_u, keep_v, bias, vth = layer.neuron().per_neuron(layer.n_neurons)
+            params = kernel.KernelParams(keep_u, keep_v, bias, vth, tau_rho=np.ones(layer.n_neurons), scale_rho=0.0)
+            spikes, v_pre, _, events = kernel.forward(z.contiguous(), const, 0, T, T, params, no_resets)
+            if i == last:
+                v_out = np.where(spikes[:, at].numpy() != 0, 0, v_pre[:, at].numpy()).astype(np.int64)
+            windows.append(np.moveaxis(spikes.numpy() != 0, 1, -1))
+            overflow.append(events)
+            x = spikes
+        return v_out, windows, overflow
