@@ -10,8 +10,10 @@ import io
 import numpy as np
 import torch
 
+from dsqn.extras import ready_for_lava
 from dsqn.qnet import NetSpec, conv_out
 
+ready_for_lava()
 with contextlib.redirect_stdout(io.StringIO()):
     from lava.lib.dl import slayer
 

@@ -20,11 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from dsqn.errors import UserError
+from dsqn.extras import ready_for_lava
 from dsqn.netfile import NetFile
 
 
 def _quiet_import_netx():  # type: ignore[no-untyped-def]
     # lava-dl prints optional-dependency warnings on import; keep the console output about our run.
+    ready_for_lava()
     with contextlib.redirect_stdout(io.StringIO()):
         from lava.lib.dl import netx
     return netx
@@ -33,6 +35,7 @@ def _quiet_import_netx():  # type: ignore[no-untyped-def]
 def _int_injector_model():  # type: ignore[no-untyped-def]
     """Lava's Injector model sends float arrays; graded spikes into a fixed-point Dense must be
     integers (PyDenseModelBitAcc right-shifts the accumulated input), so send int32 payloads."""
+    ready_for_lava()
     from lava.magma.core.model.py.ports import PyOutPort
     from lava.magma.core.model.py.type import LavaPyType
     from lava.proc.io.injector import PyLoihiInjectorModel
@@ -52,6 +55,7 @@ def _int_injector_model():  # type: ignore[no-untyped-def]
 
 
 def loihi2_available() -> bool:
+    ready_for_lava()
     try:
         import lava.magma.compiler.subcompilers.nc.ncproc_compiler  # noqa: F401  (part of lava-loihi)
         import lava.utils.loihi2_profiler_api  # noqa: F401
@@ -81,6 +85,7 @@ class LavaNetwork:
 
     def __init__(self, path: str | Path, timesteps: int, input_message_bits: int, reset_interval: int | None,
                  reset_offset: int, backend: str = "sim", input_shape: tuple[int, ...] | None = None) -> None:
+        ready_for_lava()
         from lava.magma.core.run_configs import Loihi2SimCfg
         from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
         from lava.proc.io.injector import Injector

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import multiprocessing
+import sys
 
 from dsqn.errors import UserError
 
@@ -21,3 +23,13 @@ def require_lava(what: str) -> None:
     """One-line UserError naming ``what`` and how to install the extra."""
     if not lava_available():
         raise UserError(f"{what} needs the lava extra: {INSTALL_HINT}; --backend emu runs the same arithmetic without it")
+
+
+def ready_for_lava() -> None:
+    """Call before importing lava. Lava's message infrastructure calls ``multiprocessing.set_start_method('fork')``
+    when it is first imported, which raises 'context has already been set' once any start method is fixed -- and
+    numba's parallel kernels (training, the emulator) fix the default the first time they start their threads.
+    Clearing that choice lets Lava set the 'fork' it needs (the default on Linux anyway)."""
+    if "lava.magma.runtime.message_infrastructure.multiprocessing" not in sys.modules and \
+            multiprocessing.get_start_method(allow_none=True) is not None:
+        multiprocessing.set_start_method(None, force=True)  # type: ignore[arg-type]

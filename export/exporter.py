@@ -113,6 +113,9 @@ def verify_with_netx(path: Path) -> bool:
     import contextlib
     import io
 
+    from dsqn.extras import ready_for_lava
+
+    ready_for_lava()
     with contextlib.redirect_stdout(io.StringIO()):  # lava-dl's import-time notices
         from lava.lib.dl import netx
     try:

@@ -48,6 +48,10 @@ def test_bad_encoder_settings_are_rejected():
 @pytest.mark.lava
 def test_weight_quantization_matches_slayer_quantize_8bit():
     import torch
+
+    from dsqn.extras import ready_for_lava
+
+    ready_for_lava()
     from lava.lib.dl.slayer.neuron import cuba
 
     neuron = cuba.Neuron(threshold=1.0, current_decay=0.5, voltage_decay=0.5)

@@ -65,3 +65,36 @@ def test_lava_matches_lava_dl_forward_pass(tmp_path):
             assert np.array_equal(inf.spikes[i][:, i + 1 : T - 1], slayer_spikes[:, i + 1 :]), f"inference {k} layer {i}"
         assert np.array_equal(inf.readout_v, volt[k, :, -1].numpy().astype(np.int64))
         np.testing.assert_allclose(model.spec.q_scale * inf.readout_v / (T * 4096), q[k].numpy(), rtol=0, atol=0)
+
+
+def test_lava_starts_after_numba_parallel_kernels_ran(tmp_path):
+    """numba's parallel kernels fix multiprocessing's start method when they first start their threads; Lava's
+    import then used to fail with 'context has already been set'. Train-style work first, then Lava, in one
+    fresh process (as a notebook or a script that trains and deploys would do)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    path = export(make_net(seed=3), tmp_path / "m.net")
+    script = textwrap.dedent(f"""
+        import multiprocessing, numpy as np, torch
+        from dsqn import neuron
+        torch.set_num_threads(2)
+        n, s, b = 256, 64, 8
+        p = neuron.KernelParams(np.full(n, 2048), np.full(n, 2048), np.zeros(n, np.int64), np.full(n, 4096),
+                                np.ones(n), 1.0)
+        neuron.forward(torch.randn(b, s, n), False, 0, s, s, p, np.zeros(s, bool), backend="numba")
+        assert multiprocessing.get_start_method(allow_none=True) is not None  # what broke Lava's import
+        from dsqn.deploy.lava_backend import LavaNetwork
+        from dsqn.hw_sim.emulator import Emulator
+        from dsqn.netfile import read_netfile
+        net = read_netfile({str(path)!r})
+        payload = np.arange(8) * 3
+        with LavaNetwork.from_netfile(net) as ln:
+            v_lava = ln.infer(payload).readout_v
+        v_emu = Emulator(net).infer(payload[None], net.timesteps)[0][0]
+        assert np.array_equal(np.asarray(v_lava).reshape(-1), v_emu), (v_lava, v_emu)
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]

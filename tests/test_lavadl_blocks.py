@@ -14,6 +14,7 @@ from conftest import export, make_net
 
 from dsqn import cuba, timing
 from dsqn.deploy.lava_backend import LavaNetwork
+from dsqn.extras import ready_for_lava
 from dsqn.hw_sim.emulator import Emulator
 from dsqn.netfile import read_netfile
 
@@ -21,6 +22,7 @@ pytestmark = pytest.mark.lava
 
 
 def _slayer():  # type: ignore[no-untyped-def]
+    ready_for_lava()
     with contextlib.redirect_stdout(io.StringIO()):
         from lava.lib.dl import slayer
     return slayer

@@ -8,13 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("lava.lib.dl.slayer", reason="needs the lava extra (lava-nc, lava-dl; Python 3.10)")
-with contextlib.redirect_stdout(io.StringIO()):
-    from lava.lib.dl import slayer
-
 from dsqn.deploy.lava_backend import LavaNetwork
+from dsqn.extras import ready_for_lava
 from dsqn.hw_sim.emulator import Emulator
 from dsqn.netfile import read_netfile
+
+pytest.importorskip("lava.lib.dl.slayer", reason="needs the lava extra (lava-nc, lava-dl; Python 3.10)")
+ready_for_lava()
+with contextlib.redirect_stdout(io.StringIO()):
+    from lava.lib.dl import slayer
 
 pytestmark = pytest.mark.lava
 
