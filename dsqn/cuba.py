@@ -148,9 +148,7 @@ class _CubaFn(torch.autograd.Function):
     def backward(ctx, grad_s, grad_v):  # type: ignore[no-untyped-def, override]
         (v_pre,) = ctx.saved_tensors
         gz, gb = kernel.backward(grad_s, grad_v, v_pre, ctx.p, ctx.bias_from, ctx.has_bias and ctx.needs_input_grad[1],
-                                 delay=ctx.delay)
-        if ctx.const:
-            gz = gz[:, ctx.t_on :].sum(1, keepdim=True)
+                                 delay=ctx.delay, const_from=ctx.t_on if ctx.const else None)
         grad_bias = gb.sum(0) if gb is not None else None
         return gz.to(ctx.z_dtype), grad_bias, None, None, None, None, None, None, None, None
 

@@ -72,6 +72,17 @@ class KernelParams:
             object.__setattr__(self, key, cached)
         return cached  # type: ignore[return-value]
 
+    def backward_arrays(self) -> tuple[np.ndarray, ...]:
+        """For the numba backward: vth, 1 / (tau * 4096) and scale_rho / (2 tau) in float32 (as ``voltage_grad``
+        computes the surrogate), and the kept fractions of u and v per step in float64; cached."""
+        cached = self.__dict__.get("_bwd")
+        if cached is None:
+            cached = (*(np.ascontiguousarray(a, dtype=np.float32) for a in
+                        (self.vth, 1.0 / (self.tau_rho * STATE_SCALE), self.scale_rho / 2 / self.tau_rho)),
+                      self.keep_u / DECAY_SCALE, self.keep_v / DECAY_SCALE)
+            object.__setattr__(self, "_bwd", cached)
+        return cached  # type: ignore[return-value]
+
     def as_float64(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """keep_u, keep_v, bias, vth as float64 (exact: all below 2**53), cached."""
         cached = self.__dict__.get("_f64")
@@ -237,23 +248,46 @@ if HAVE_NUMBA:
                     u_rec[b, t, :] = u
             events[b] = np.int64(ev.sum())
 
-    def _bwd_impl(g_v, du, dv, bias_from, want_bias, gz, gb):  # type: ignore[no-untyped-def]
-        """The voltage and current leaky integrators backwards in time (g_v: d loss / d v per step)."""
-        n_batch, n_steps, n = g_v.shape
+    def _bwd_impl(grad_s, has_s, grad_v, has_v, v_pre, vth, inv_tau, c, du, dv, delay, bias_from, want_bias,  # type: ignore[no-untyped-def]
+                  const_from, gz, gb):
+        """``voltage_grad`` (slayer's surrogate, in float32 as there) and the voltage and current leaky
+        integrators backwards in time, in one pass over memory. With ``const_from >= 0`` the input was one
+        value held from that step on: gz (B, 1, N) is its gradient, the sum over those steps."""
+        n_batch, n_steps, n = v_pre.shape
+        eps = np.float32(SLAYER_TH_EPS)
         for b in prange(n_batch):
             acc_v = np.zeros(n)
             acc_u = np.zeros(n)
+            acc_z = np.zeros(n)
+            g = np.zeros(n, dtype=np.float32)
             for i in range(n_steps):
                 t = n_steps - 1 - i
+                ts = t + 1 if delay else t  # with delay the spike of step t left the block on step t + 1
+                if has_s and ts < n_steps:
+                    for j in range(n):
+                        dist = np.abs((v_pre[b, t, j] - vth[j]) - eps) * -inv_tau[j]
+                        g[j] = np.exp(dist) * c[j] * grad_s[b, ts, j]
+                else:
+                    g[:] = 0.0
+                if has_v:
+                    for j in range(n):
+                        g[j] += grad_v[b, t, j] * np.float32(4096.0)
                 for j in range(n):
-                    av = dv[j] * acc_v[j] + g_v[b, t, j]
-                    au = du[j] * acc_u[j] + av
+                    av = dv[j] * acc_v[j] + g[j]
+                    acc_u[j] = du[j] * acc_u[j] + av
                     acc_v[j] = av
-                    acc_u[j] = au
-                    gz[b, t, j] = au
+                if const_from < 0:
+                    for j in range(n):
+                        gz[b, t, j] = acc_u[j]
+                elif t >= const_from:
+                    for j in range(n):
+                        acc_z[j] += acc_u[j]
                 if want_bias and t >= bias_from:
                     for j in range(n):
                         gb[b, j] += acc_v[j]
+            if const_from >= 0:
+                for j in range(n):
+                    gz[b, 0, j] = acc_z[j]
 
     _fwd_par = njit(cache=True, parallel=True, nogil=True)(_fwd_impl)
     _fwd_ser = njit(cache=True, nogil=True)(_fwd_impl)
@@ -286,13 +320,16 @@ def forward_numba(z: torch.Tensor, const: bool, t_on: int, t_off: int, n_steps: 
 
 
 def backward_numba(grad_s: torch.Tensor | None, grad_v: torch.Tensor | None, v_pre: torch.Tensor, p: KernelParams,
-                   bias_from: int, want_bias: bool, delay: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+                   bias_from: int, want_bias: bool, delay: bool, const_from: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
     b, n_steps, n = v_pre.shape
-    gz = torch.empty(b, n_steps, n, dtype=torch.float32)
+    gz = torch.empty(b, 1 if const_from is not None else n_steps, n, dtype=torch.float32)
     gb = torch.zeros(b, n, dtype=torch.float32) if want_bias else torch.zeros(1, 1)
-    g_v = voltage_grad(grad_s, grad_v, v_pre, p, delay)
+    dummy = np.zeros((1, 1, 1), dtype=np.float32)
+    gs = dummy if grad_s is None else _np(grad_s.float())
+    gv = dummy if grad_v is None else _np(grad_v.float())
     fn = _bwd_par if parallel_ok(b, b * n * n_steps) else _bwd_ser
-    fn(_np(g_v), p.keep_u / DECAY_SCALE, p.keep_v / DECAY_SCALE, bias_from, want_bias, gz.numpy(), gb.numpy())
+    fn(gs, grad_s is not None, gv, grad_v is not None, _np(v_pre), *p.backward_arrays(), delay, bias_from, want_bias,
+       -1 if const_from is None else const_from, gz.numpy(), gb.numpy())
     return gz, (gb if want_bias else None)
 
 
@@ -317,16 +354,19 @@ def forward(z: torch.Tensor, const: bool, t_on: int, t_off: int, n_steps: int, p
 
 
 def backward(grad_s: torch.Tensor | None, grad_v: torch.Tensor | None, v_pre: torch.Tensor, p: KernelParams,
-             bias_from: int, want_bias: bool, delay: bool = False,
-             backend: str | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+             bias_from: int, want_bias: bool, delay: bool = False, backend: str | None = None,
+             const_from: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Surrogate gradient through time: d loss / d z (B, S, N) and, with ``want_bias``, d loss / d bias (B, N)
     summed over the steps from ``bias_from`` (the layer's reset) on. ``grad_s`` is the gradient of the spike
-    output as forward returned it (shifted with ``delay``)."""
+    output as forward returned it (shifted with ``delay``). With ``const_from`` the input was one value held
+    from that step on (forward's ``const``): d loss / d z is then (B, 1, N), summed over those steps."""
     backend = backend or backend_for(v_pre.device)
     if backend == "numba":
-        return backward_numba(grad_s, grad_v, v_pre, p, bias_from, want_bias, delay)
+        return backward_numba(grad_s, grad_v, v_pre, p, bias_from, want_bias, delay, const_from)
     if backend == "triton":
         from . import neuron_triton
 
-        return neuron_triton.backward(grad_s, grad_v, v_pre, p, bias_from, want_bias, delay)
-    return backward_torch(grad_s, grad_v, v_pre, p, bias_from, want_bias, delay)
+        gz, gb = neuron_triton.backward(grad_s, grad_v, v_pre, p, bias_from, want_bias, delay)
+    else:
+        gz, gb = backward_torch(grad_s, grad_v, v_pre, p, bias_from, want_bias, delay)
+    return (gz if const_from is None else gz[:, const_from:].sum(1, keepdim=True)), gb

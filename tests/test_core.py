@@ -60,6 +60,12 @@ def test_numba_kernel_equals_torch_reference(scale, const, delay):
     gz_n, gb_n = kernel.backward(gs, gv, out_n[1], p, 3, True, delay=delay, backend="numba")
     torch.testing.assert_close(gz_n, gz_t, rtol=1e-5, atol=1e-3)
     torch.testing.assert_close(gb_n, gb_t, rtol=1e-5, atol=1e-3)
+    # a constant input's gradient, summed over the steps it was held, in the kernel (numba) or after it (torch)
+    gz_t, _ = kernel.backward(gs, None, out_t[1], p, 3, False, delay=delay, backend="torch", const_from=2)
+    gz_n, _ = kernel.backward(gs, None, out_n[1], p, 3, False, delay=delay, backend="numba", const_from=2)
+    assert gz_n.shape == (b, 1, n)
+    torch.testing.assert_close(gz_n, gz_t, rtol=1e-5, atol=1e-3)
+    assert gz_n.abs().sum() > 0
 
 
 def _train_vs_emulator(model: SpikingQNet, payload: np.ndarray, path: Path) -> tuple[int, int]:
