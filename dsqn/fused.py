@@ -9,8 +9,8 @@ of a feed-forward network over all steps in one numba call:
   ``t_on <= t < t_off``;
 * every later synapse is dense and event-driven, as on the chip: a spike of neuron i on step t adds column i
   of the integer weight matrix (stored transposed, so the column is contiguous and the addition vectorises)
-  to the next layer's input for step t + 1 (``dsqn.timing.SYNAPSE_DELAY``); sums of integer weights are
-  exact in float64;
+  to the next layer's input for step t + 1 (``dsqn.timing.SYNAPSE_DELAY``); the sums are integers below
+  fan_in * 256 < 2**24, exact in float32;
 * the neuron update is :func:`dsqn.neuron.lif_step`, the one CPU copy of the chip's arithmetic, with each
   layer's resets from ``dsqn.timing``.
 
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import neuron as kernel
-from .fixed_point import ACT_SHIFT, WEIGHT_INT_MIN, WEIGHT_SCALE
+from .fixed_point import ACT_SHIFT, WEIGHT_INT_MIN
 
 ACT_SCALE = float(1 << ACT_SHIFT)
 MAX_FAN_IN = (1 << 24) // -WEIGHT_INT_MIN - 1
@@ -152,7 +152,3 @@ class FusedNet:
         per_layer = [spikes[:, :, self.neu_off[i] : self.neu_off[i + 1]] for i in range(n_layers)]
         return FusedResult(per_layer, v_last, events)
 
-
-def weights_int(w_float: np.ndarray) -> np.ndarray:
-    """Quantized float weights (multiples of 1/64) -> weight integers."""
-    return np.rint(np.asarray(w_float, dtype=np.float64) * WEIGHT_SCALE)
