@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import hashlib
 import json
@@ -11,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from dsqn import __version__
-from dsqn.errors import UserError, cli_entry
-from dsqn.fileio import atomic_write_text
+from dsqn.errors import ArgumentParser, UserError, cli_entry
+from dsqn.fileio import atomic_write_text, check_distinct_outputs, check_input_file, check_output_file
 
 REPORT_FORMAT = "dsqn-report"
 REPORT_VERSION = 1
@@ -24,7 +23,7 @@ def _sha256(path: Path) -> str:
 
 @cli_entry("dsqn-deploy")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="dsqn-deploy", description="Run an exported spiking Q-network closed-loop and count its activity.")
+    parser = ArgumentParser(prog="dsqn-deploy", description="Run an exported spiking Q-network closed-loop and count its activity.")
     parser.add_argument("model", help="model.net written by dsqn-export")
     parser.add_argument("--backend", choices=("sim", "emu", "loihi2"), default="sim",
                         help="sim: Lava CPU simulator (fixed_pt); emu: bit-exact hw_sim emulator; loihi2: Loihi 2 via lava-loihi")
@@ -38,20 +37,35 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.episodes <= 0:
         raise UserError(f"--episodes must be positive, got {args.episodes}")
+    if args.max_steps < 0:
+        raise UserError(f"--max-steps {args.max_steps}: must not be negative (0 = no cap)")
+    if args.seed < 0:
+        raise UserError(f"--seed {args.seed}: must not be negative")
+
+    # Every path is checked before any work: inputs are files, outputs are writable and none of them an input.
+    path = check_input_file(args.model)
+    inputs: list[Path] = [path]
+    if args.profile and Path(args.profile).exists():  # a profile file (built-in profiles are names)
+        inputs.append(check_input_file(args.profile))
+    report_path = Path(args.report) if args.report else path.with_name(f"{path.stem}.{args.backend}.report.json")
+    check_output_file(report_path, inputs, "report")
+    outputs = {"--report": report_path}
+    if args.html:
+        outputs["--html"] = check_output_file(Path(args.html), inputs, "HTML page")
+    check_distinct_outputs(outputs)
 
     from dsqn.hw_sim.counters import ann_macs
     from dsqn.hw_sim.energy import energy_report, format_energy, load_profile
     from dsqn.netfile import read_netfile
 
-    from .closed_loop import make_policy, run_episodes
+    from .closed_loop import check_environment, make_policy, run_episodes
 
-    path = Path(args.model)
-    net = read_netfile(path)
+    net = read_netfile(path, crash_safe=True)  # a damaged file from the user may crash libhdf5 itself
     meta = net.meta
     profile = load_profile(args.profile)
     env_id = args.env or meta["env_id"]
-    report_path = Path(args.report) if args.report else path.with_name(f"{path.stem}.{args.backend}.report.json")
 
+    check_environment(net, env_id)
     policy = make_policy(net, args.backend)
     print(f"running {args.episodes} episode(s) of {env_id} on backend {args.backend} (Ctrl-C stops cleanly)", flush=True)
     try:

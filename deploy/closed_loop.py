@@ -77,6 +77,20 @@ class LavaPolicy(Policy):
         self.lava.close()
 
 
+def check_environment(net: NetFile, env_id: str) -> None:
+    """Before a backend starts: the environment exists, its spaces fit the network and the stored encoder turns its
+    observations into the network's input (one-line UserErrors)."""
+    encoder = Encoder.from_dict(net.meta["encoder"])
+    if list(encoder.input_shape) != list(net.input_shape):
+        raise UserError(f"{net.path}: the stored encoder gives inputs of shape {list(encoder.input_shape)}, "
+                        f"the network takes {list(net.input_shape)}")
+    env = make_env(env_id)
+    try:
+        check_spaces(env, encoder.env_obs_shape, int(net.meta["n_actions"]), env_id)
+    finally:
+        env.close()
+
+
 def make_policy(net: NetFile, backend: str) -> Policy:
     if backend == "emu":
         return EmuPolicy(net)

@@ -60,12 +60,30 @@ def make_env(env_id: str, seed: int | None = None, train: bool = False) -> gym.E
     game = atari_game(env_id)
     try:
         env = make_atari(game, train) if game is not None else gym.make(env_id)
-    except gym.error.Error as exc:
-        raise UserError(f"cannot create environment {env_id!r}: {exc}") from None
+    except (gym.error.Error, ImportError) as exc:  # ImportError: an id "module:Env" whose module is missing
+        raise UserError(f"cannot create environment {env_id!r}: {' '.join(str(exc).split())}") from None
     if seed is not None:
         env.reset(seed=seed)
         env.action_space.seed(seed)
     return env
+
+
+def check_discrete_actions(env: gym.Env, env_id: str) -> None:
+    """The DQN trainer picks one of n actions: a continuous (Box) action space is refused in one line."""
+    space = env.action_space
+    if isinstance(space, gym.spaces.Discrete):
+        return
+    if isinstance(space, gym.spaces.Box):
+        raise UserError(f"{env_id}: continuous action space {space}; the DQN trainer needs a discrete action space "
+                        "(TD3 for Box action spaces is not available yet)")
+    raise UserError(f"{env_id}: action space {space} is not discrete; the DQN trainer needs a discrete action space")
+
+
+def check_box_observations(env: gym.Env, env_id: str) -> None:
+    """The encoders take arrays of numbers (a Box observation space)."""
+    space = env.observation_space
+    if not isinstance(space, gym.spaces.Box) or not space.shape:
+        raise UserError(f"{env_id}: observation space {space} is not an array of numbers (a Box); the encoders need one")
 
 
 def check_spaces(env: gym.Env, obs_shape: tuple[int, ...], n_actions: int, env_id: str) -> None:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +19,9 @@ import h5py
 import numpy as np
 
 from dsqn import timing
+from dsqn.encoding import Encoder
 from dsqn.errors import UserError
+from dsqn.fileio import check_input_file, temp_path
 from dsqn.fixed_point import (
     BIAS_MANT_MAX,
     BIAS_MANT_MIN,
@@ -112,7 +117,7 @@ class NetFile:
 def atomic_write_h5(path: Path, writer) -> None:  # type: ignore[no-untyped-def]
     """Write an HDF5 file through a temporary file in the same folder and rename it into place."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = temp_path(path)
     try:
         with h5py.File(tmp, "w") as f:
             writer(f)
@@ -178,147 +183,219 @@ def _int_array(group: h5py.Group, key: str, where: str) -> np.ndarray:
             raise UserError(f"{where}/{key}: contains NaN or infinite values")
         if not np.all(arr == np.round(arr)):
             raise UserError(f"{where}/{key}: expected integers (Loihi fixed point), found fractions")
+        if arr.size and np.abs(arr).max() >= 2.0**62:
+            raise UserError(f"{where}/{key}: values far outside any Loihi field (found {np.abs(arr).max():.3g})")
+    elif arr.dtype.kind == "u" and arr.size and arr.max() >= 2**62:
+        raise UserError(f"{where}/{key}: values far outside any Loihi field (found {arr.max()})")
     return arr.astype(np.int64)
 
 
-def read_netfile(path: str | Path, require_meta: bool = True, input_shape: tuple[int, ...] | None = None) -> NetFile:
+def _crashes_hdf5(path: Path, require_meta: bool, input_shape: tuple[int, ...] | None, timeout_s: float = 60.0) -> int:
+    """Read the file once in a forked child: the HDF5 library itself can crash (SIGSEGV) on a damaged file, e.g. on a
+    variable-length string whose global-heap entry was overwritten. Returns the signal that killed the child, or 0
+    (it read the file, with or without a UserError, or no fork is available, or it did not finish in time)."""
+    if not hasattr(os, "fork"):
+        return 0
+    with warnings.catch_warnings():  # Python >= 3.12 warns about fork() in a multi-threaded process; the child only reads
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: quiet, no core file, never returns into the caller's code
+        code = 1
+        try:
+            import faulthandler
+            import resource
+
+            faulthandler.disable()
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            _read_netfile(path, require_meta, input_shape)
+            code = 0
+        except BaseException:  # noqa: BLE001 - any outcome but a crash is the parent's to report
+            code = 1
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
+        if time.monotonic() > deadline:  # stuck (say, a lock held at fork time): kill it and read in this process
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return 0
+        time.sleep(0.002)
+
+
+def read_netfile(path: str | Path, require_meta: bool = True, input_shape: tuple[int, ...] | None = None,
+                 crash_safe: bool = False) -> NetFile:
     """Read and validate a NetX HDF5 file; every problem is a one-line UserError naming layer and key.
 
     Files written by lava-dl directly carry no metadata (``require_meta=False``); a conv-first file
-    without an input layer then needs ``input_shape`` (C, H, W), as netx needs it."""
-    path = Path(path)
-    input_shape_arg = input_shape
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
+    without an input layer then needs ``input_shape`` (C, H, W), as netx needs it. ``crash_safe``: first read
+    the file in a forked child, so that a file that crashes the HDF5 library is a UserError too (the console
+    scripts read files from the user this way; a fork costs some milliseconds)."""
+    path = check_input_file(path)
+    if crash_safe:
+        sig = _crashes_hdf5(path, require_meta, input_shape)
+        if sig:
+            try:
+                name = signal.Signals(sig).name
+            except ValueError:
+                name = f"signal {sig}"
+            raise UserError(f"{path}: damaged HDF5 file (the HDF5 library crashed reading it: {name})")
+    return _read_netfile(path, require_meta, input_shape)
+
+
+def _read_netfile(path: Path, require_meta: bool, input_shape: tuple[int, ...] | None) -> NetFile:
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise UserError(f"{path}: not a readable HDF5 file ({exc.__class__.__name__})") from None
-    with f:
-        meta: dict = {}
-        if ATTR_META in f.attrs:
-            version = f.attrs.get(ATTR_VERSION, -1)
-            if not isinstance(version, (int, np.integer)) or int(version) not in READ_VERSIONS:
-                raise UserError(f"{path}: {ATTR_VERSION}={version!r}, this toolchain reads versions {READ_VERSIONS}")
-            try:
-                meta = json.loads(f.attrs[ATTR_META])
-            except (TypeError, ValueError):
-                raise UserError(f"{path}: attribute {ATTR_META} is not valid JSON") from None
-        elif require_meta:
-            raise UserError(f"{path}: not a dsqn-export file (attribute '{ATTR_META}' missing)")
-        if "layer" not in f:
-            raise UserError(f"{path}: missing group 'layer'")
-        group = f["layer"]
         try:
-            indices = sorted(int(k) for k in group.keys())
-        except ValueError:
-            raise UserError(f"{path}: layer names must be integers 0..N-1") from None
-        if indices != list(range(len(indices))) or not indices:
-            raise UserError(f"{path}: layers must be numbered 0..N-1 without gaps, found {indices}")
-        layers: list[Layer] = []
-        input_shape: tuple[int, ...] = ()
-        shape: tuple[int, ...] | None = None
-        flatten_next = False
-        for i in indices:
-            g = group[str(i)]
-            where = f"layer {i}"
-            kind = _layer_type(g, where)
-            if kind not in SUPPORTED_LAYERS:
-                raise UserError(f"{where}: unsupported layer type '{kind}' (supported: {', '.join(SUPPORTED_LAYERS)})")
-            if kind == "input":
-                if "neuron" in g:
-                    raise UserError(f"{where}: input layers with neurons are not supported")
-                # Stored as (C, H, W) like slayer's blocks write it; netx reverses it to (W, H, C).
-                shp = tuple(int(s) for s in _int_array(g, "shape", where).reshape(-1))
-                input_shape = shp
-                shape = shp
-                continue
-            if kind == "flatten":
-                flatten_next = True
-                continue
-            if shape is None:
-                if meta.get("input_shape"):
-                    shape = tuple(int(s) for s in meta["input_shape"])
-                elif input_shape_arg is not None:
-                    shape = tuple(int(s) for s in input_shape_arg)
-                elif kind == "dense" and "inFeatures" in g:
-                    shape = (int(_scalar(g, "inFeatures", where)),)
-                else:
-                    raise UserError(f"{where}: input shape unknown (no input layer before it; pass input_shape)")
-                input_shape = shape
-            weight = _int_array(g, "weight", where)
-            if weight.min(initial=0) < WEIGHT_INT_MIN or weight.max(initial=0) > WEIGHT_INT_MAX:
-                raise UserError(
-                    f"{where}/weight: values outside the 8-bit range [{WEIGHT_INT_MIN}, {WEIGHT_INT_MAX}] "
-                    f"(found {weight.min()}..{weight.max()})"
-                )
+            with open(path, "rb") as raw:
+                head = raw.read(4)
+        except OSError:
+            head = b""
+        hint = "; it looks like a PyTorch checkpoint: export it with dsqn-export first" if head == b"PK\x03\x04" else ""
+        raise UserError(f"{path}: not a readable HDF5 file ({exc.__class__.__name__}){hint}") from None
+    try:
+        with f:
+            return _read_layers(f, path, require_meta, input_shape)
+    except UserError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise UserError(f"{path}: {exc}") from None  # name the file as well as the layer and key
+    except Exception as exc:  # noqa: BLE001 - a damaged file fails inside h5py in many ways
+        msg = " ".join(str(exc).split())[:120]
+        raise UserError(f"{path}: damaged or malformed HDF5 file ({exc.__class__.__name__}: {msg})") from None
+
+
+def _read_layers(f: h5py.File, path: Path, require_meta: bool, input_shape_arg: tuple[int, ...] | None) -> NetFile:
+    meta: dict = {}
+    if ATTR_META in f.attrs:
+        version = f.attrs.get(ATTR_VERSION, -1)
+        if not isinstance(version, (int, np.integer)) or int(version) not in READ_VERSIONS:
+            raise UserError(f"{path}: {ATTR_VERSION}={version!r}, this toolchain reads versions {READ_VERSIONS}")
+        try:
+            meta = json.loads(f.attrs[ATTR_META])
+        except (TypeError, ValueError):
+            raise UserError(f"{path}: attribute {ATTR_META} is not valid JSON") from None
+    elif require_meta:
+        raise UserError(f"{path}: not a dsqn-export file (attribute '{ATTR_META}' missing)")
+    if "layer" not in f:
+        raise UserError(f"{path}: missing group 'layer'")
+    group = f["layer"]
+    try:
+        indices = sorted(int(k) for k in group.keys())
+    except ValueError:
+        raise UserError(f"{path}: layer names must be integers 0..N-1") from None
+    if indices != list(range(len(indices))) or not indices:
+        raise UserError(f"{path}: layers must be numbered 0..N-1 without gaps, found {indices}")
+    layers: list[Layer] = []
+    input_shape: tuple[int, ...] = ()
+    shape: tuple[int, ...] | None = None
+    flatten_next = False
+    for i in indices:
+        g = group[str(i)]
+        where = f"layer {i}"
+        kind = _layer_type(g, where)
+        if kind not in SUPPORTED_LAYERS:
+            raise UserError(f"{where}: unsupported layer type '{kind}' (supported: {', '.join(SUPPORTED_LAYERS)})")
+        if kind == "input":
             if "neuron" in g:
-                n = g["neuron"]
-                ntype = _layer_type(n, f"{where}/neuron")
-                if ntype != "CUBA":
-                    raise UserError(f"{where}/neuron/type: '{ntype}' is not supported (only CUBA)")
-                i_decay = _int_scalar(n, "iDecay", f"{where}/neuron")
-                v_decay = _int_scalar(n, "vDecay", f"{where}/neuron")
-                vth = _int_scalar(n, "vThMant", f"{where}/neuron")
-            else:  # netx's default non-leaky integrator
-                i_decay, v_decay, vth = 0, DECAY_SCALE, NETX_DEFAULT_VTH_MANT
-            for key, val in (("iDecay", i_decay), ("vDecay", v_decay)):
-                if not 0 <= val <= DECAY_SCALE:
-                    raise UserError(f"{where}/neuron/{key}: {val} outside 0..{DECAY_SCALE}")
-            # format-1 files (and netx's own default integrator) hold 2**17, one above the 17-bit field
-            if not 0 <= vth <= max(VTH_MANT_MAX, NETX_DEFAULT_VTH_MANT):
-                raise UserError(f"{where}/neuron/vThMant: {vth} outside 0..{VTH_MANT_MAX}")
-            in_shape = shape
-            if kind == "dense":
-                if flatten_next or len(in_shape) != 1:
-                    in_shape_flat = (int(np.prod(in_shape)),)
-                    flatten_before = True
-                else:
-                    in_shape_flat, flatten_before = in_shape, False
-                out_n = int(np.prod(_int_array(g, "shape", where)))
-                if weight.ndim != 2:
-                    weight = weight.reshape(out_n, -1)
-                if weight.shape != (out_n, in_shape_flat[0]):
-                    raise UserError(
-                        f"{where}/weight: shape {weight.shape} inconsistent with {in_shape_flat[0]} inputs and {out_n} neurons"
-                    )
-                out_shape: tuple[int, ...] = (out_n,)
-                layer = Layer(i, "dense", weight, in_shape, out_shape, i_decay, v_decay, vth, flatten_before=flatten_before)
+                raise UserError(f"{where}: input layers with neurons are not supported")
+            # Stored as (C, H, W) like slayer's blocks write it; netx reverses it to (W, H, C).
+            shp = tuple(int(s) for s in _int_array(g, "shape", where).reshape(-1))
+            input_shape = shp
+            shape = shp
+            continue
+        if kind == "flatten":
+            flatten_next = True
+            continue
+        if shape is None:
+            if meta.get("input_shape"):
+                shape = tuple(int(s) for s in meta["input_shape"])
+            elif input_shape_arg is not None:
+                shape = tuple(int(s) for s in input_shape_arg)
+            elif kind == "dense" and "inFeatures" in g:
+                shape = (int(_scalar(g, "inFeatures", where)),)
             else:
-                if len(in_shape) != 3:
-                    raise UserError(f"{where}: conv layer needs a (C, H, W) input, got {in_shape}")
-                w = weight.reshape(weight.shape[:4])
-                stride = _pair(g, "stride", 1)
-                padding = _pair(g, "padding", 0)
-                if "groups" in g and int(_scalar(g, "groups", where)) != 1:
-                    raise UserError(f"{where}/groups: only groups=1 is supported")
-                if "dilation" in g and _pair(g, "dilation", 1) != (1, 1):
-                    raise UserError(f"{where}/dilation: only dilation 1 is supported")
-                if w.shape[1] != in_shape[0]:
-                    raise UserError(f"{where}/weight: {w.shape[1]} input channels, previous layer has {in_shape[0]}")
-                oh = (in_shape[1] + 2 * padding[0] - w.shape[2]) // stride[0] + 1
-                ow = (in_shape[2] + 2 * padding[1] - w.shape[3]) // stride[1] + 1
-                out_shape = (int(w.shape[0]), oh, ow)
-                declared = tuple(int(s) for s in _int_array(g, "shape", where).reshape(-1))
-                if declared != out_shape:
-                    raise UserError(f"{where}/shape: declared {declared} but weights and input give {out_shape}")
-                layer = Layer(i, "conv", w, in_shape, out_shape, i_decay, v_decay, vth, stride=stride, padding=padding)
-            if "bias" in g:
-                bias = _int_array(g, "bias", where).reshape(-1)
-                if bias.size and (bias.min() < BIAS_MANT_MIN or bias.max() > BIAS_MANT_MAX):
-                    raise UserError(f"{where}/bias: mantissa outside the 13-bit range {BIAS_MANT_MIN}..{BIAS_MANT_MAX} "
-                                    f"(found {bias.min()}..{bias.max()})")
-                if bias.size not in (1, layer.n_neurons, layer.out_shape[0]):
-                    raise UserError(f"{where}/bias: {bias.size} values for {layer.n_neurons} neurons")
-                layer.bias = bias
-            flatten_next = False
-            layers.append(layer)
-            shape = layer.out_shape
-        if not layers:
-            raise UserError(f"{path}: no dense or conv layer")
-        if meta:
-            meta = _check_meta(path, meta, layers)
-        return NetFile(path=path, layers=layers, meta=meta, input_shape=input_shape)
+                raise UserError(f"{where}: input shape unknown (no input layer before it; pass input_shape)")
+            input_shape = shape
+        weight = _int_array(g, "weight", where)
+        if weight.min(initial=0) < WEIGHT_INT_MIN or weight.max(initial=0) > WEIGHT_INT_MAX:
+            raise UserError(
+                f"{where}/weight: values outside the 8-bit range [{WEIGHT_INT_MIN}, {WEIGHT_INT_MAX}] "
+                f"(found {weight.min()}..{weight.max()})"
+            )
+        if "neuron" in g:
+            n = g["neuron"]
+            ntype = _layer_type(n, f"{where}/neuron")
+            if ntype != "CUBA":
+                raise UserError(f"{where}/neuron/type: '{ntype}' is not supported (only CUBA)")
+            i_decay = _int_scalar(n, "iDecay", f"{where}/neuron")
+            v_decay = _int_scalar(n, "vDecay", f"{where}/neuron")
+            vth = _int_scalar(n, "vThMant", f"{where}/neuron")
+        else:  # netx's default non-leaky integrator
+            i_decay, v_decay, vth = 0, DECAY_SCALE, NETX_DEFAULT_VTH_MANT
+        for key, val in (("iDecay", i_decay), ("vDecay", v_decay)):
+            if not 0 <= val <= DECAY_SCALE:
+                raise UserError(f"{where}/neuron/{key}: {val} outside 0..{DECAY_SCALE}")
+        # format-1 files (and netx's own default integrator) hold 2**17, one above the 17-bit field
+        if not 0 <= vth <= max(VTH_MANT_MAX, NETX_DEFAULT_VTH_MANT):
+            raise UserError(f"{where}/neuron/vThMant: {vth} outside 0..{VTH_MANT_MAX}")
+        in_shape = shape
+        if kind == "dense":
+            if flatten_next or len(in_shape) != 1:
+                in_shape_flat = (int(np.prod(in_shape)),)
+                flatten_before = True
+            else:
+                in_shape_flat, flatten_before = in_shape, False
+            out_n = int(np.prod(_int_array(g, "shape", where)))
+            if weight.ndim != 2:
+                weight = weight.reshape(out_n, -1)
+            if weight.shape != (out_n, in_shape_flat[0]):
+                raise UserError(
+                    f"{where}/weight: shape {weight.shape} inconsistent with {in_shape_flat[0]} inputs and {out_n} neurons"
+                )
+            out_shape: tuple[int, ...] = (out_n,)
+            layer = Layer(i, "dense", weight, in_shape, out_shape, i_decay, v_decay, vth, flatten_before=flatten_before)
+        else:
+            if len(in_shape) != 3:
+                raise UserError(f"{where}: conv layer needs a (C, H, W) input, got {in_shape}")
+            w = weight.reshape(weight.shape[:4])
+            stride = _pair(g, "stride", 1)
+            padding = _pair(g, "padding", 0)
+            if "groups" in g and int(_scalar(g, "groups", where)) != 1:
+                raise UserError(f"{where}/groups: only groups=1 is supported")
+            if "dilation" in g and _pair(g, "dilation", 1) != (1, 1):
+                raise UserError(f"{where}/dilation: only dilation 1 is supported")
+            if w.shape[1] != in_shape[0]:
+                raise UserError(f"{where}/weight: {w.shape[1]} input channels, previous layer has {in_shape[0]}")
+            oh = (in_shape[1] + 2 * padding[0] - w.shape[2]) // stride[0] + 1
+            ow = (in_shape[2] + 2 * padding[1] - w.shape[3]) // stride[1] + 1
+            out_shape = (int(w.shape[0]), oh, ow)
+            declared = tuple(int(s) for s in _int_array(g, "shape", where).reshape(-1))
+            if declared != out_shape:
+                raise UserError(f"{where}/shape: declared {declared} but weights and input give {out_shape}")
+            layer = Layer(i, "conv", w, in_shape, out_shape, i_decay, v_decay, vth, stride=stride, padding=padding)
+        if "bias" in g:
+            bias = _int_array(g, "bias", where).reshape(-1)
+            if bias.size and (bias.min() < BIAS_MANT_MIN or bias.max() > BIAS_MANT_MAX):
+                raise UserError(f"{where}/bias: mantissa outside the 13-bit range {BIAS_MANT_MIN}..{BIAS_MANT_MAX} "
+                                f"(found {bias.min()}..{bias.max()})")
+            if bias.size not in (1, layer.n_neurons, layer.out_shape[0]):
+                raise UserError(f"{where}/bias: {bias.size} values for {layer.n_neurons} neurons")
+            layer.bias = bias
+        flatten_next = False
+        layers.append(layer)
+        shape = layer.out_shape
+    if not layers:
+        raise UserError(f"{path}: no dense or conv layer")
+    if meta:
+        meta = _check_meta(path, meta, layers)
+    return NetFile(path=path, layers=layers, meta=meta, input_shape=input_shape)
 
 
 def _check_meta(path: Path, meta: dict, layers: list[Layer]) -> dict:
@@ -347,6 +424,19 @@ def _check_meta(path: Path, meta: dict, layers: list[Layer]) -> dict:
         Readout.from_dict(meta["readout"], T)
     except (TypeError, ValueError, AttributeError) as exc:
         raise UserError(f"{path}: metadata readout: {exc}") from None
+    if not isinstance(meta["env_id"], str) or not meta["env_id"]:
+        raise UserError(f"{path}: metadata env_id={meta['env_id']!r} is not an environment id")
+    try:
+        enc = Encoder.from_dict(meta["encoder"])
+        if not all(np.isfinite(enc.obs_scale)):
+            raise ValueError(f"obs_scale {list(enc.obs_scale)} is not finite")
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise UserError(f"{path}: metadata encoder: {' '.join(str(exc).split())[:160]}") from None
+    shape = meta["input_shape"]
+    if not isinstance(shape, list) or not shape or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape):
+        raise UserError(f"{path}: metadata input_shape={shape!r} is not a list of positive integers")
+    if tuple(shape) != tuple(layers[0].in_shape):
+        raise UserError(f"{path}: metadata input_shape={shape} but the network's input is {list(layers[0].in_shape)}")
     return meta
 
 

@@ -6,13 +6,12 @@ No scripts, no external files: the page opens anywhere and the plots can be copi
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
 from pathlib import Path
 
-from dsqn.errors import UserError, cli_entry
-from dsqn.fileio import atomic_write_text
+from dsqn.errors import ArgumentParser, UserError, cli_entry
+from dsqn.fileio import atomic_write_text, check_input_file, check_output_file
 
 COLORS = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1"]
 
@@ -140,20 +139,26 @@ def write_html(report: dict, path: Path) -> None:
 
 @cli_entry("dsqn-report")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="dsqn-report", description="Render a dsqn-deploy report JSON as a self-contained HTML page.")
+    parser = ArgumentParser(prog="dsqn-report", description="Render a dsqn-deploy report JSON as a self-contained HTML page.")
     parser.add_argument("report", help="report JSON written by dsqn-deploy")
     parser.add_argument("-o", "--out", default="", help="HTML path (default: the report path with .html)")
     args = parser.parse_args(argv)
-    src = Path(args.report)
-    if not src.is_file():
-        raise UserError(f"{src}: no such file")
+    src = check_input_file(args.report)
+    out = check_output_file(Path(args.out) if args.out else src.with_suffix(".html"), [src], "HTML page")
     try:
         report = json.loads(src.read_text())
     except (ValueError, UnicodeDecodeError):
         raise UserError(f"{src}: not a JSON file") from None
+    except OSError as exc:
+        raise UserError(f"{src}: cannot read ({exc.strerror or exc.__class__.__name__})") from None
     if not isinstance(report, dict) or report.get("format") != "dsqn-report":
         raise UserError(f"{src}: not a dsqn-deploy report (format marker missing)")
-    out = Path(args.out) if args.out else src.with_suffix(".html")
-    write_html(report, out)
+    try:
+        page = render(report)
+    except UserError as exc:
+        raise UserError(f"{src}: {exc}") from None
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, ZeroDivisionError, OverflowError) as exc:
+        raise UserError(f"{src}: malformed report ({exc.__class__.__name__}: {' '.join(str(exc).split())[:120]})") from None
+    atomic_write_text(out, page)
     print(f"wrote {out}")
     return 0

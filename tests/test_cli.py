@@ -130,14 +130,36 @@ def test_export_bad_checkpoints(tmp_path: Path, trained: Path):
     assert not list(tmp_path.glob("*.net")), "no partial output"
 
 
-@pytest.mark.parametrize("flag,value,needle", [("--current-decay", "1.5", "layer 0: current_decay 1.5"),
-                                                ("--voltage-decay", "nan", "layer 0: voltage_decay is not a finite"),
-                                                ("--threshold", "3000", "threshold")])
+@pytest.mark.parametrize("flag,value,needle", [("--current-decay", "1.5", "--current-decay 1.5: must lie in [0, 1]"),
+                                                ("--voltage-decay", "nan", "--voltage-decay nan: not a finite number"),
+                                                ("--threshold", "3000", "threshold"),
+                                                ("--env-id", "Pendulum-v1", "the DQN trainer needs a discrete action space"),
+                                                ("--eval-every", "0", "--eval-every 0")])
 def test_train_refuses_parameters_outside_loihi_ranges(tmp_path: Path, flag: str, value: str, needle: str):
     r = run(["dsqn-train", "--env-id", "CartPole-v1", "--total-steps", "10", flag, value, "--out", str(tmp_path / "r"),
              "--no-progress"], tmp_path)
     _one_line_error(r, needle)
-    assert not (tmp_path / "r" / "model.pt").exists()
+    assert list(tmp_path.iterdir()) == [], "no run folder, no config.json"
+
+
+def test_outputs_never_overwrite_inputs(tmp_path: Path, exported: Path):
+    """The installed scripts refuse an output that is their input (here through a symlink and another spelling),
+    in one line, before any work."""
+    d = tmp_path / "d"
+    d.mkdir()
+    pt, net = d / "model.pt", d / "model.net"
+    pt.write_bytes(exported.with_suffix(".pt").read_bytes())
+    net.write_bytes(exported.read_bytes())
+    (d / "alias.pt").symlink_to(pt)
+    rep = d / "r.json"
+    rep.write_text(json.dumps({"format": "dsqn-report"}))
+    before = {p.name: p.read_bytes() for p in d.iterdir()}
+    _one_line_error(run(["dsqn-export", str(d / "alias.pt"), "-o", str(pt)], tmp_path), "would overwrite the input")
+    _one_line_error(run(["dsqn-deploy", str(net), "--backend", "emu", "--html", f"{d}/../d/model.net"], tmp_path),
+                    "would overwrite the input")
+    _one_line_error(run(["dsqn-report", str(rep), "-o", str(rep)], tmp_path), "would overwrite the input")
+    _one_line_error(run(["dsqn-deploy", str(net), "--backend", "emu", "--max-steps", "-3"], tmp_path), "--max-steps -3")
+    assert {p.name: p.read_bytes() for p in d.iterdir()} == before
 
 
 def _copy_with(src: Path, dst: Path, edit) -> Path:  # type: ignore[no-untyped-def]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from dataclasses import dataclass, field, fields
 
-from dsqn.errors import UserError
+from dsqn.errors import ArgumentParser, UserError
 
 
 @dataclass
@@ -81,7 +82,9 @@ class TrainConfig:
     final_eval_episodes: int = 20
     checkpoint_every: int = 5_000
     resume: str = ""
-    """path of a checkpoint (model.pt of an unfinished run) to continue from."""
+    """path of a checkpoint (model.pt of an unfinished run) to continue from: its saved config and budget
+    (--total-steps sets a new one), written to the checkpoint's folder unless --out is given; only --total-steps,
+    --out, --device and --[no-]progress may differ from the saved run."""
     progress: bool = True
     """show a progress bar."""
     eval_max_steps: int = 0
@@ -133,8 +136,68 @@ def resolve(cfg: TrainConfig, explicit: set[str] | None = None) -> TrainConfig:
     if atari and total and "eps_fraction" not in explicit:
         updates["eps_fraction"] = min(1.0, 1_000_000 / total)
     cfg = dataclasses.replace(cfg, **updates)
-    if cfg.total_steps <= 0 or cfg.batch_size <= 0 or cfg.buffer_size < cfg.batch_size:
-        raise UserError("total_steps, batch_size must be positive and buffer_size >= batch_size")
+    validate(cfg)
+    return cfg
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+# Options that count something and must be at least 1 / at least 0 (a loop step, an interval, an episode count).
+POSITIVE_INTS = ("timesteps", "eval_every", "checkpoint_every", "target_update", "train_freq", "gradient_steps",
+                 "eval_episodes", "final_eval_episodes")
+NON_NEGATIVE_INTS = ("seed", "learning_starts", "eval_max_steps", "frac_bits")
+FRACTIONS = ("current_decay", "voltage_decay", "eps_start", "eps_end", "eval_epsilon")  # in [0, 1]
+POSITIVE_FLOATS = ("lr", "threshold", "tau_grad", "scale_grad", "max_grad_norm", "q_scale")
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Every option in its range, before anything is built or written: one-line UserError naming the option."""
+    from dsqn.envs import atari_game
+
+    atari = atari_game(cfg.env_id) is not None if isinstance(cfg.env_id, str) else False
+    for f in fields(TrainConfig):
+        val = getattr(cfg, f.name)
+        typ = str(f.type)
+        if typ == "int" and (isinstance(val, bool) or not isinstance(val, int)):
+            raise UserError(f"{_flag(f.name)} {val!r}: expected an integer")
+        if typ == "float" and (isinstance(val, bool) or not isinstance(val, (int, float))):
+            raise UserError(f"{_flag(f.name)} {val!r}: expected a number")
+        if typ == "float" and not math.isfinite(val):
+            raise UserError(f"{_flag(f.name)} {val}: not a finite number")
+        if typ == "bool" and not isinstance(val, bool):
+            raise UserError(f"{_flag(f.name)} {val!r}: expected true or false")
+        if typ == "str" and not isinstance(val, str):
+            raise UserError(f"{_flag(f.name)} {val!r}: expected a string")
+    if not isinstance(cfg.hidden, list) or not cfg.hidden:
+        raise UserError(f"--hidden {cfg.hidden!r}: give at least one layer width")
+    if not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in cfg.hidden):
+        raise UserError(f"--hidden {' '.join(map(str, cfg.hidden))}: layer widths must be positive integers")
+    if not isinstance(cfg.obs_scale, list) or not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in cfg.obs_scale):
+        shown = " ".join(map(str, cfg.obs_scale)) if isinstance(cfg.obs_scale, list) else repr(cfg.obs_scale)
+        raise UserError(f"--obs-scale {shown}: every obs_scale divisor must be a positive finite number")
+    for name in POSITIVE_INTS:
+        if getattr(cfg, name) < 1:
+            raise UserError(f"{_flag(name)} {getattr(cfg, name)}: must be at least 1")
+    for name in NON_NEGATIVE_INTS:
+        if getattr(cfg, name) < 0:
+            raise UserError(f"{_flag(name)} {getattr(cfg, name)}: must not be negative")
+    for name in FRACTIONS:
+        if not 0.0 <= getattr(cfg, name) <= 1.0:
+            raise UserError(f"{_flag(name)} {getattr(cfg, name)}: must lie in [0, 1]")
+    for name in POSITIVE_FLOATS:
+        if getattr(cfg, name) <= 0:
+            raise UserError(f"{_flag(name)} {getattr(cfg, name)}: must be positive")
+    if cfg.eps_fraction <= 0:
+        raise UserError(f"--eps-fraction {cfg.eps_fraction}: must be positive")
+    if cfg.lr_final < 0:
+        raise UserError(f"--lr-final {cfg.lr_final}: must not be negative (0 = constant lr)")
+    if cfg.total_steps <= 0:
+        raise UserError(f"--total-steps {cfg.total_steps}: must be positive")
+    if cfg.batch_size <= 0 or cfg.buffer_size < cfg.batch_size:
+        raise UserError(f"--batch-size {cfg.batch_size}, --buffer-size {cfg.buffer_size}: the batch size must be positive "
+                        "and the buffer at least one batch")
     if not 0 < cfg.target_tau <= 1:
         raise UserError(f"target_tau={cfg.target_tau} must lie in (0, 1]")
     if cfg.q_init not in ("zero", "reward"):
@@ -145,7 +208,6 @@ def resolve(cfg: TrainConfig, explicit: set[str] | None = None) -> TrainConfig:
         raise UserError(f"n_step={cfg.n_step}: must be >= 1, and 1 for Atari (the frame store keeps 1-step transitions)")
     if not 0 < cfg.gamma <= 1:
         raise UserError(f"gamma={cfg.gamma} must lie in (0, 1]")
-    return cfg
 
 
 def _field_doc(cls: type) -> dict[str, str]:
@@ -164,7 +226,7 @@ def _field_doc(cls: type) -> dict[str, str]:
 
 def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, set[str]]:
     docs = _field_doc(TrainConfig)
-    parser = argparse.ArgumentParser(prog="dsqn-train", description="Train a deep spiking Q-network (SLAYER-compatible CUBA-LIF, exact Loihi arithmetic) with DQN / Double DQN.",
+    parser = ArgumentParser(prog="dsqn-train", description="Train a deep spiking Q-network (SLAYER-compatible CUBA-LIF, exact Loihi arithmetic) with DQN / Double DQN.",
                                      allow_abbrev=False)
     for f in fields(TrainConfig):
         name = "--" + f.name.replace("_", "-")

@@ -14,14 +14,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dsqn.checkpoint import file_sha256, load_checkpoint, save_checkpoint
+from dsqn.checkpoint import check_resumable, file_sha256, load_checkpoint, save_checkpoint
 from dsqn.cuba import exact_matmul_settings
 from dsqn.encoding import Encoder
-from dsqn.envs import atari_game, check_spaces, human_normalized, make_env, obs_scale_for
+from dsqn.envs import (
+    atari_game,
+    check_box_observations,
+    check_discrete_actions,
+    check_spaces,
+    human_normalized,
+    make_env,
+    obs_scale_for,
+)
 from dsqn.errors import UserError
+from dsqn.fileio import atomic_write_text, check_output_dir, remove_stale_temp_files
 from dsqn.qnet import NetSpec, SpikingQNet
 
-from .config import FIELD_DEFAULTS, TrainConfig
+from .config import FIELD_DEFAULTS, TrainConfig, validate
 from .replay import FrameReplay
 
 NATURE_CONVS = [{"type": "conv", "out": 32, "kernel": 8, "stride": 4}, {"type": "conv", "out": 64, "kernel": 4, "stride": 2},
@@ -181,6 +190,8 @@ def update_target(target: torch.nn.Module, model: torch.nn.Module, tau: float) -
 def build(cfg: TrainConfig) -> tuple[SpikingQNet, NetSpec, Encoder]:
     env = make_env(cfg.env_id)
     try:
+        check_discrete_actions(env, cfg.env_id)
+        check_box_observations(env, cfg.env_id)
         if atari_game(cfg.env_id) is not None:
             encoder = Encoder(kind="pixels", obs_scale=(255.0,), obs_shape=tuple(env.observation_space.shape))
         else:
@@ -207,25 +218,68 @@ def build(cfg: TrainConfig) -> tuple[SpikingQNet, NetSpec, Encoder]:
     return model, spec, encoder
 
 
-def train(cfg: TrainConfig) -> Path:
-    """Train and return the path of model.pt."""
+# What a resumed run may change; everything else is the saved run's config.
+RESUME_OVERRIDES = ("resume", "total_steps", "out", "device", "progress")
+
+
+def resume_config(cfg: TrainConfig, explicit: set[str] | None = None) -> tuple[TrainConfig, dict]:
+    """The config and the checkpoint of a run to continue. The saved config is kept; ``--total-steps`` (default: the
+    saved budget), ``--out`` (default: the checkpoint's folder), ``--device`` and ``--[no-]progress`` may change.
+    ``explicit`` holds the options given on the command line (None: those of RESUME_OVERRIDES that differ from
+    their defaults). Other options given with a value other than the saved one are refused in one line."""
+    path = Path(cfg.resume)
+    ckpt = load_checkpoint(path)
+    check_resumable(ckpt, path)
+    try:
+        saved_kw = json.loads(ckpt["config_json"])
+    except ValueError:
+        raise UserError(f"{path}: its config is not valid JSON; cannot resume") from None
+    if not isinstance(saved_kw, dict):
+        raise UserError(f"{path}: its config is not a JSON object; cannot resume")
+    unknown = sorted(set(saved_kw) - set(FIELD_DEFAULTS))
+    if unknown:
+        raise UserError(f"{path}: its config has fields this dsqn-train does not know ({', '.join(unknown)}); cannot resume")
+    saved = TrainConfig(**saved_kw)
+    if explicit is None:
+        explicit = {k for k in RESUME_OVERRIDES if getattr(cfg, k) != FIELD_DEFAULTS[k]}
+    else:
+        changed = sorted(k for k in set(explicit) - set(RESUME_OVERRIDES) if k in FIELD_DEFAULTS and getattr(cfg, k) != getattr(saved, k))
+        if changed:
+            raise UserError(f"{', '.join('--' + k.replace('_', '-') for k in changed)}: a resumed run keeps its saved config; "
+                            "only --total-steps, --out, --device and --[no-]progress can change")
+    merged = dataclasses.replace(
+        saved, resume=str(path),
+        total_steps=cfg.total_steps if "total_steps" in explicit else saved.total_steps,
+        out=cfg.out if "out" in explicit and cfg.out else str(path.parent),  # never the saved out: relative to another cwd
+        device=cfg.device if "device" in explicit else saved.device,
+        progress=cfg.progress if "progress" in explicit else saved.progress,
+    )
+    try:
+        validate(merged)
+    except UserError as exc:
+        if str(exc).startswith(tuple("--" + k.replace("_", "-") + " " for k in explicit)):
+            raise  # an option given now
+        raise UserError(f"{path}: cannot resume: its config: {exc}") from None
+    if merged.total_steps < ckpt["step"]:
+        raise UserError(f"--total-steps {merged.total_steps}: {path} is already at step {ckpt['step']}")
+    return merged, ckpt
+
+
+def train(cfg: TrainConfig, explicit: set[str] | None = None) -> Path:
+    """Train and return the path of model.pt. With ``cfg.resume``, continue that run (see :func:`resume_config`).
+
+    Everything is checked (options, environment, network, the checkpoint's state, the run folder) before the run
+    folder is created or anything is written."""
     start_state: dict | None = None
     if cfg.resume:
-        ckpt = load_checkpoint(cfg.resume)
-        saved_kw = json.loads(ckpt["config_json"])
-        unknown = sorted(set(saved_kw) - set(FIELD_DEFAULTS))
-        if unknown:
-            raise UserError(f"{cfg.resume}: its config has fields this dsqn-train does not know ({', '.join(unknown)}); cannot resume")
-        saved = TrainConfig(**saved_kw)
-        cfg = dataclasses.replace(saved, total_steps=max(cfg.total_steps, saved.total_steps), resume=cfg.resume, progress=cfg.progress)
-        start_state = ckpt
+        cfg, start_state = resume_config(cfg, explicit)
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     model, spec, encoder = build(cfg)  # bad parameters fail here, before anything is written
     target, _, _ = build(cfg)
     run_dir = Path(cfg.out or f"runs/{cfg.env_id}__dsqn__{cfg.seed}__{int(time.time())}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    check_output_dir(run_dir)
+    cfg = dataclasses.replace(cfg, out=str(run_dir))
     model.to(device)
     target.to(device)
     target.load_state_dict(model.state_dict())
@@ -240,15 +294,29 @@ def train(cfg: TrainConfig) -> Path:
         rb = ReplayBuffer(cfg.buffer_size, tuple(spec.input_shape), cfg.seed)
     step, episode, best_eval, evals = 0, 0, -float("inf"), []
     if start_state is not None:
-        model.load_state_dict(start_state["last_model"])
-        target.load_state_dict(start_state["target_model"])
-        best_state = start_state["model"]
-        optimizer.load_state_dict(start_state["optimizer"])
-        if isinstance(rb, ReplayBuffer):
-            rb.load(start_state["replay"], cfg.gamma)  # the Atari frame store is not checkpointed (7 GB); it refills
-        step, episode = int(start_state["step"]), int(start_state["episode"])
-        best_eval = float(start_state["best_eval"])
-        evals = json.loads(start_state["evals_json"])
+        try:
+            target.load_state_dict(start_state["target_model"])
+            model.load_state_dict(start_state["model"])  # the best weights (what export writes), checked like the others
+            best_state = {k: v.clone() for k, v in model.state_dict().items()}
+            model.load_state_dict(start_state["last_model"])
+            optimizer.load_state_dict(start_state["optimizer"])
+            if isinstance(rb, ReplayBuffer):
+                rb.load(start_state["replay"], cfg.gamma)  # the Atari frame store is not checkpointed (7 GB); it refills
+            step, episode = int(start_state["step"]), int(start_state["episode"])
+            best_eval = float(start_state["best_eval"])
+            evals = json.loads(start_state["evals_json"])
+            if not isinstance(evals, list):
+                raise ValueError("evals_json is not a list")
+        except Exception as exc:  # noqa: BLE001 - a damaged training state fails in many ways
+            msg = " ".join(str(exc).split())[:160]
+            raise UserError(f"{cfg.resume}: cannot resume: the saved training state does not fit its network "
+                            f"({exc.__class__.__name__}: {msg})") from None
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{run_dir}: cannot create the run folder ({exc.strerror or exc.__class__.__name__})") from None
+    remove_stale_temp_files(run_dir)  # a killed run's half-written .model.pt.tmp<pid>
+    atomic_write_text(run_dir / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2))
 
     from torch.utils.tensorboard import SummaryWriter
 
