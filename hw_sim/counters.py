@@ -89,9 +89,9 @@ class Counter:
             tot.in_events[i] += int(src_counts.sum())
             tot.synops[i] += int(src_counts @ self.fanout[i])
             tot.updates[i] += self.layers[i].n_neurons * self.T
-            s2 = s.reshape(s.shape[0], -1)
-            self.spikes_per_step[i] += s2.sum(axis=0).astype(np.int64)
-            per_neuron = s2.sum(axis=-1).astype(np.int64)
+            st = s.reshape(s.shape[0], -1).T  # (T, N): contiguous for the emulator's time-major windows
+            self.spikes_per_step[i] += np.count_nonzero(st, axis=1).astype(np.int64)
+            per_neuron = st.view(np.uint8).sum(axis=0, dtype=np.int32).astype(np.int64)
             tot.spikes[i] += int(per_neuron.sum())
             src_counts = per_neuron
 
