@@ -49,6 +49,8 @@ except ImportError:  # pragma: no cover - exercised only on platforms without nu
 
 # Problems smaller than this (neuron-steps) run single-threaded: thread start-up costs more than it saves.
 _PARALLEL_MIN = 1 << 16
+# A single inference is split over threads in slices of at least this many neurons.
+_CHUNK_MIN = 2048
 
 
 @dataclass(frozen=True)
@@ -216,37 +218,44 @@ if HAVE_NUMBA:
         return uu, vs, vs > vth, over + under + np.float64(vs != vv)
 
     def _fwd_impl(z, const, t_on, t_off, n_steps, keep_u, keep_v, bias, vth, resets, delay, spikes, v_pre, u_rec,  # type: ignore[no-untyped-def]
-                  record_u, events):
+                  record_u, chunk, events):
+        # One job per (inference, slice of ``chunk`` neurons): neurons are independent, so a single inference can
+        # run on several threads too (the emulator and acting run batch 1).
         n_batch = z.shape[0]
         n = keep_u.shape[0]
-        for b in prange(n_batch):
-            u = np.zeros(n)
-            v = np.zeros(n)
-            ev = np.zeros(n)
-            scratch = np.empty(n, dtype=spikes.dtype)
+        n_chunks = (n + chunk - 1) // chunk
+        for job in prange(n_batch * n_chunks):
+            b = job // n_chunks
+            lo = (job % n_chunks) * chunk
+            hi = min(n, lo + chunk)
+            m = hi - lo
+            ku, kv, bi, th = keep_u[lo:hi], keep_v[lo:hi], bias[lo:hi], vth[lo:hi]
+            u = np.zeros(m)
+            v = np.zeros(m)
+            ev = np.zeros(m)
+            scratch = np.empty(m, dtype=spikes.dtype)
             if delay:
-                spikes[b, 0, :] = 0
+                spikes[b, 0, lo:hi] = 0
             for t in range(n_steps):
                 if resets[t]:
                     u[:] = 0.0
                     v[:] = 0.0
                 on = (not const) or (t >= t_on and t < t_off)
-                zrow = z[b, 0 if const else t]
+                zrow = z[b, 0 if const else t, lo:hi]
                 gain = 4096.0 if on else 0.0
                 to = t + 1 if delay else t
-                srow = spikes[b, to] if to < n_steps else scratch
-                vrow = v_pre[b, t]
-                for j in range(n):  # branch-free, so it vectorises
-                    uu, vs, fire, e = lif_step(u[j], v[j], np.trunc(np.float64(zrow[j]) * gain), keep_u[j], keep_v[j],
-                                               bias[j], vth[j])
+                srow = spikes[b, to, lo:hi] if to < n_steps else scratch
+                vrow = v_pre[b, t, lo:hi]
+                for j in range(m):  # branch-free, so it vectorises
+                    uu, vs, fire, e = lif_step(u[j], v[j], np.trunc(np.float64(zrow[j]) * gain), ku[j], kv[j], bi[j], th[j])
                     ev[j] += e
                     vrow[j] = vs
                     srow[j] = fire
                     v[j] = 0.0 if fire else vs
                     u[j] = uu
                 if record_u:
-                    u_rec[b, t, :] = u
-            events[b] = np.int64(ev.sum())
+                    u_rec[b, t, lo:hi] = u
+            events[job] = np.int64(ev.sum())
 
     def _bwd_impl(grad_s, has_s, grad_v, has_v, v_pre, vth, inv_tau, c, du, dv, delay, bias_from, want_bias,  # type: ignore[no-untyped-def]
                   const_from, gz, gb):
@@ -312,10 +321,16 @@ def forward_numba(z: torch.Tensor, const: bool, t_on: int, t_off: int, n_steps: 
     spikes = torch.empty(b, n_steps, n, dtype=z.dtype)
     v_pre = torch.empty(b, n_steps, n, dtype=torch.float32)
     u_rec = torch.empty(b, n_steps, n, dtype=torch.float64) if record_u else torch.empty(1, 1, 1, dtype=torch.float64)
-    events = np.zeros(b, dtype=np.int64)
-    fn = _fwd_par if parallel_ok(b, b * n * n_steps) else _fwd_ser
+    # Fewer inferences than threads: split the neurons too, in slices of at least _CHUNK_MIN (each a long loop).
+    threads = torch.get_num_threads()
+    chunk = max(1, n)
+    if 0 < b < threads:
+        chunk = min(chunk, max(_CHUNK_MIN, -(-n // -(-threads // b))))
+    jobs = b * -(-max(n, 1) // chunk)
+    events = np.zeros(max(jobs, 1), dtype=np.int64)
+    fn = _fwd_par if jobs >= 2 and parallel_ok(2, b * n * n_steps) else _fwd_ser
     fn(_np(z), const, t_on, t_off, n_steps, *p.as_float64(), np.ascontiguousarray(resets, dtype=np.bool_),
-       delay, spikes.numpy(), v_pre.numpy(), u_rec.numpy(), record_u, events)
+       delay, spikes.numpy(), v_pre.numpy(), u_rec.numpy(), record_u, chunk, events)
     return spikes, v_pre, (u_rec if record_u else None), int(events.sum())
 
 
