@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from dsqn import __version__
-from dsqn.errors import ArgumentParser, UserError, cli_entry
+from dsqn.errors import ArgumentParser, UserError, cli_entry, stop_on_signals
 from dsqn.fileio import atomic_write_text, check_distinct_outputs, check_input_file, check_output_file
 
 REPORT_FORMAT = "dsqn-report"
@@ -35,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", default="", help="report JSON path (default: <model>.<backend>.report.json)")
     parser.add_argument("--html", default="", help="also write the report as a self-contained HTML page with plots")
     args = parser.parse_args(argv)
+    with stop_on_signals():  # Ctrl-C and SIGTERM stop the backend (policy.close below) and exit 130 / 143
+        return _run(args)
+
+
+def _run(args) -> int:  # type: ignore[no-untyped-def]
     if args.episodes <= 0:
         raise UserError(f"--episodes must be positive, got {args.episodes}")
     if args.max_steps < 0:

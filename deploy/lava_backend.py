@@ -5,15 +5,34 @@ each layer's spikes flow to an Extractor (for the counters), and the readout lay
 after the last step. netx's per-layer reset (``reset_interval=T``, ``reset_offset`` from the file)
 clears neuron state between inferences exactly where the training model starts from zero.
 
-The runtime is always stopped (``close``/context manager), also on exceptions and Ctrl-C, so no Lava
-processes are left behind (lava issues #88, #231, #716).
+The runtime is always stopped (``close``/context manager), also on exceptions, Ctrl-C and SIGTERM, so no Lava
+processes are left behind (lava issues #88, #231, #716):
+- every process this one forks once Lava starts (Lava's workers, its shared-memory and watchdog managers)
+  ignores SIGINT -- a terminal's Ctrl-C reaches the whole process group, and only this process handles it, by
+  stopping the runtime -- and dies with this process (Linux ``PR_SET_PDEATHSIG``), so even a SIGKILL of this
+  process leaves none of them running;
+- ``close`` is bounded in time: a runtime that does not stop within ``STOP_TIMEOUT_S`` (a worker already dead)
+  has its processes killed and its shared-memory segments unlinked;
+- at exit, networks not closed are closed before multiprocessing joins its children;
+- multiprocessing's socket folder is ``dsqn-lava-<pid>-*`` in the temp folder, removed at exit (after a SIGKILL,
+  by the next run).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import ctypes
 import io
+import multiprocessing
+import multiprocessing.util
+import os
+import shutil
 import signal
+import sys
+import tempfile
+import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,11 +42,93 @@ from dsqn.errors import UserError
 from dsqn.extras import ready_for_lava
 from dsqn.netfile import NetFile
 
+STOP_TIMEOUT_S = 5.0  # how long close() waits for Lava's runtime to stop before it kills the processes
+
+_PR_SET_PDEATHSIG = 1
+_forking_pid = 0  # set in the parent just before a fork; the child reads its parent's pid from it
+_fork_guard_installed = False
+_open_networks: weakref.WeakSet = weakref.WeakSet()
+
+
+def _before_fork() -> None:
+    global _forking_pid
+    _forking_pid = os.getpid()
+
+
+def _in_forked_child() -> None:
+    """In every process forked (from then on) by the process that started Lava: ignore SIGINT, and die with the
+    parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if _forking_pid and os.getppid() != _forking_pid:  # the parent died before PR_SET_PDEATHSIG took effect
+        os._exit(1)
+
+
+TEMPDIR_PREFIX = "dsqn-lava-"
+
+
+def _own_temp_dir() -> None:
+    """multiprocessing's sockets go to a folder named after this process (``dsqn-lava-<pid>-*`` instead of
+    ``pymp-*``), removed at exit; a SIGKILLed run cannot remove its folder, so the next run removes those of
+    processes no longer alive."""
+    cfg = multiprocessing.current_process()._config
+    if cfg.get("tempdir") is not None:
+        return
+    base = Path(tempfile.gettempdir())
+    for old in base.glob(f"{TEMPDIR_PREFIX}*"):
+        pid = old.name[len(TEMPDIR_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or not old.is_dir() or old.is_symlink():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
+    folder = tempfile.mkdtemp(prefix=f"{TEMPDIR_PREFIX}{os.getpid()}-")
+    cfg["tempdir"] = folder
+    multiprocessing.util.Finalize(None, shutil.rmtree, args=(folder, True), exitpriority=-100)
+
+
+def _guard_forks() -> None:
+    """Before Lava's runtime starts its processes (see the module docstring)."""
+    global _fork_guard_installed
+    if not _fork_guard_installed:
+        _own_temp_dir()
+        os.register_at_fork(before=_before_fork, after_in_child=_in_forked_child)
+        atexit.register(_close_open_networks)  # runs before multiprocessing's own exit handler joins the children
+        _fork_guard_installed = True
+
+
+def _close_open_networks() -> None:
+    for net in list(_open_networks):
+        with contextlib.suppress(Exception):
+            net.close()
+    _kill_children(0.5)
+
+
+def _kill_children(grace_s: float) -> None:
+    """Kill the multiprocessing children of this process still alive after ``grace_s`` seconds."""
+    children = multiprocessing.active_children()
+    for child in children:
+        child.join(grace_s)
+        grace_s = 0.0
+    for child in children:
+        if child.is_alive():
+            child.kill()
+            child.join(1.0)
+
 
 def _quiet_import_netx():  # type: ignore[no-untyped-def]
-    # lava-dl prints optional-dependency warnings on import; keep the console output about our run.
+    # lava-dl prints optional-dependency notices on import, on stdout and (torch.utils.cpp_extension's
+    # "No CUDA runtime is found") on stderr; keep the console output about our run. Errors still raise.
     ready_for_lava()
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         from lava.lib.dl import netx
     return netx
 
@@ -123,6 +224,7 @@ class LavaNetwork:
             raise UserError(f"unknown Lava backend {backend!r}")
         self._started = False
         self._closed = False
+        _open_networks.add(self)
 
     @classmethod
     def from_netfile(cls, net: NetFile, backend: str = "sim") -> LavaNetwork:
@@ -144,16 +246,16 @@ class LavaNetwork:
         vs: list[list[np.ndarray]] = [[] for _ in self.net.layers]
         if record_state:
             for _ in range(self.T):
+                self._start()
                 self.net.run(condition=RunSteps(num_steps=1, blocking=False), run_cfg=self.run_cfg)
-                self._started = True
                 self.injector.send(data)
                 self.net.wait()
                 for i, layer in enumerate(self.net.layers):
                     us[i].append(_whc_to_chw_flat(layer.neuron.u.get()).astype(np.int64))
                     vs[i].append(_whc_to_chw_flat(layer.neuron.v.get()).astype(np.int64))
         else:
+            self._start()
             self.net.run(condition=RunSteps(num_steps=self.T, blocking=False), run_cfg=self.run_cfg)
-            self._started = True
             for _ in range(self.T):
                 self.injector.send(data)
             self.net.wait()
@@ -165,26 +267,75 @@ class LavaNetwork:
             return Inference(readout_v, spikes, [np.stack(x, -1) for x in us], [np.stack(x, -1) for x in vs])
         return Inference(readout_v, spikes)
 
+    def _start(self) -> None:
+        if not self._started:
+            if self._closed:
+                raise RuntimeError("LavaNetwork used after close()")
+            _guard_forks()
+            self._started = True  # before the runtime exists: an interrupted start is stopped too
+
+    def _stop_runtime(self) -> bool:
+        """net.stop() in a thread, waited for STOP_TIMEOUT_S; whether it stopped."""
+        errors: list[BaseException] = []
+
+        def stop() -> None:
+            try:
+                self.net.stop()
+            except BaseException as exc:  # noqa: BLE001 - reported to the caller below
+                errors.append(exc)
+
+        thread = threading.Thread(target=stop, name="lava-stop", daemon=True)
+        thread.start()
+        thread.join(STOP_TIMEOUT_S)
+        if thread.is_alive():
+            return False
+        if errors:
+            exc = errors[0]
+            # Interrupted mid-run, Lava's Runtime.stop() can receive the run's completion message where it expects
+            # TERMINATED and raise ("Runtime Received [0.]"); its `finally` has already stopped the messaging
+            # infrastructure (the worker processes). Stop the watchdog manager it skips, so nothing is left.
+            if isinstance(exc, RuntimeError) and str(exc).startswith("Runtime Received"):
+                watchdog = getattr(getattr(self.net, "runtime", None), "_watchdog_manager", None)
+                if watchdog is not None:
+                    with contextlib.suppress(Exception):
+                        watchdog.stop()
+                return True
+            return False
+        return True
+
+    def _unlink_shared_memory(self) -> None:
+        """The runtime's shared-memory segments (/dev/shm/psm_*), where its manager did not get to unlink them."""
+        messaging = getattr(getattr(self.net, "runtime", None), "_messaging_infrastructure", None)
+        smm = getattr(messaging, "smm", None) if messaging is not None else None
+        for handle in list(getattr(smm, "_shared_memory_handles", None) or []):
+            with contextlib.suppress(Exception):
+                handle.close()
+            with contextlib.suppress(FileNotFoundError, Exception):
+                handle.unlink()
+
     def close(self) -> None:
+        """Stop the runtime and its processes; bounded in time (STOP_TIMEOUT_S, then the processes are killed)."""
         if self._closed:
             return
         self._closed = True
-        if self._started:
-            # Ignore a second Ctrl-C while the runtime shuts down its processes.
-            old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-            try:
-                self.net.stop()
-            except RuntimeError as exc:
-                # Interrupted mid-run, Lava's Runtime.stop() can receive the run's completion message where it expects
-                # TERMINATED and raise ("Runtime Received [0.]"); its `finally` has already stopped the messaging
-                # infrastructure (the worker processes). Stop the watchdog manager it skips, so nothing is left.
-                if not str(exc).startswith("Runtime Received"):
-                    raise
-                watchdog = getattr(getattr(self.net, "runtime", None), "_watchdog_manager", None)
-                if watchdog is not None:
-                    watchdog.stop()
-            finally:
-                signal.signal(signal.SIGINT, old)
+        _open_networks.discard(self)
+        if not self._started:
+            return
+        # Ignore further Ctrl-C / SIGTERM while the runtime shuts down its processes (main thread only).
+        in_main = threading.current_thread() is threading.main_thread()
+        old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
+        try:
+            runtime = getattr(self.net, "runtime", None)
+            if runtime is None or not self._stop_runtime():
+                self._unlink_shared_memory()
+                _kill_children(0.0)
+                if runtime is not None:
+                    runtime._is_started = False  # its __del__ would call stop() again and wait on dead processes
+            else:
+                _kill_children(1.0)  # stopped: its processes exit by themselves
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
 
     def __enter__(self) -> LavaNetwork:
         return self
