@@ -81,7 +81,8 @@ def _run(args) -> int:  # type: ignore[no-untyped-def]
     names[-1] = f"L{len(names) - 1}-readout"
     counter = policy.counter
     energy = energy_report(counter.totals, profile, ann_macs(net.layers), names,
-                           [x.tolist() for x in counter.spikes_per_step], [layer.n_neurons for layer in net.layers])
+                           [x.tolist() for x in counter.spikes_per_step], [layer.n_neurons for layer in net.layers],
+                           layers=net.layers, timesteps=net.timesteps)
     steps = int(sum(log.lengths))
     report = {
         "format": REPORT_FORMAT, "format_version": REPORT_VERSION, "toolchain_version": __version__,
