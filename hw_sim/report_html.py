@@ -99,6 +99,9 @@ def render(report: dict) -> str:
     except (KeyError, TypeError) as exc:
         raise UserError(f"report is missing {exc}") from None
     T = int(report.get("timesteps", 1))
+    mem = ann.get("with_memory")
+    status = energy["profile"].get("status") or ("estimate" if energy["profile"].get("estimate") else "published")
+    lat = energy.get("latency") or {}
     rates = [layer["spikes"] / max(1, (layer.get("n_neurons") or 1) * T) for layer in layers]
     charts = [
         bar_chart("activity", "Activity per layer: spike rate per neuron and timestep", names, {"spike rate": rates}, "spikes / neuron / step"),
@@ -108,14 +111,23 @@ def render(report: dict) -> str:
                   {k: [x["energy_pj"][k] / 1e3 for x in layers] for k in ("synops", "neuron_updates", "spikes")}, "nJ", stacked=True),
         bar_chart("ann", "Spiking network versus an ANN of the same shape", ["energy per inference"],
                   {f"SNN ({energy['profile']['name']})": [energy["snn_energy_per_inference_pj"] / 1e3],
-                   "ANN fp32": [ann["fp32_energy_pj"] / 1e3], "ANN int8": [ann["int8_energy_pj"] / 1e3]}, "nJ", log=True),
+                   "ANN fp32 (MACs)": [ann["fp32_energy_pj"] / 1e3], "ANN int8 (MACs)": [ann["int8_energy_pj"] / 1e3],
+                   **({"ANN fp32 (MACs + memory)": [mem["fp32"]["energy_pj"] / 1e3],
+                       "ANN int8 (MACs + memory)": [mem["int8"]["energy_pj"] / 1e3]} if mem else {})}, "nJ", log=True),
         raster_chart("raster", report.get("raster", {}).get("layers", []), T, names, int(report.get("raster", {}).get("max_neurons", 64))),
         bar_chart("score", "Score: return per episode", [str(i) for i in range(len(eps["returns"]))], {"return": eps["returns"]}, "return"),
     ]
     rows = "".join(
         f"<tr><td>{_esc(x['name'])}</td><td>{x['in_events']:.1f}</td><td>{x['synops']:.1f}</td><td>{x['neuron_updates']:.0f}</td>"
         f"<td>{x['spikes']:.1f}</td><td>{x['energy_pj']['total'] / 1e3:.3f}</td><td>{x['ann_macs']}</td></tr>" for x in layers)
-    est = " (ESTIMATE)" if energy["profile"].get("estimate") else ""
+    est = f" under profile {_esc(energy['profile']['name'])} [status: {_esc(status)}]"
+    mem_text = (f"; {mem['fp32']['energy_pj'] / 1e3:.2f} nJ (fp32) / {mem['int8']['energy_pj'] / 1e3:.2f} nJ (int8) counting "
+                f"also its memory reads and writes (weights in {_esc(mem['fp32']['weights_in'])} / {_esc(mem['int8']['weights_in'])})"
+                if mem else "")
+    lat_text = (f" Latency: {lat['steps_per_inference']} timesteps per inference (T {lat['timesteps']} + pipeline depth "
+                f"{lat['pipeline_depth']}); time per timestep: "
+                + (f"{lat['time_per_step_ns']:g} ns ({_esc(lat['time_source'])})" if lat.get("time_per_step_ns") else _esc(lat.get("time_source")))
+                + "." if lat.get("steps_per_inference") else "")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>DSQN energy report: {_esc(report.get('env_id'))}</title>
 <style>body{{font-family:sans-serif;max-width:980px;margin:auto}} .chart{{display:block;margin:18px 0;border:1px solid #eee}}
@@ -125,10 +137,11 @@ table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:3px 8px;t
 (sha256 {_esc(str(report.get('model', {}).get('sha256', ''))[:12])}). Score: mean return <b>{eps['mean_return']:.1f}</b>
 ± {eps['std_return']:.1f} over {len(eps['returns'])} episodes. Energy: <b>{energy['snn_energy_per_inference_pj'] / 1e3:.2f} nJ</b>
 per inference{est} versus {ann['fp32_energy_pj'] / 1e3:.2f} nJ (fp32) / {ann['int8_energy_pj'] / 1e3:.2f} nJ (int8) for an ANN
-of the same shape: ratio SNN/ANN-fp32 = {energy['ratio_snn_over_ann_fp32']:.2f}x.</p>
+of the same shape counting MACs only{mem_text}: ratio SNN/ANN-fp32 = {energy['ratio_snn_over_ann_fp32']:.2f}x (MACs only).{lat_text}</p>
 <table id="layers"><tr><th>layer</th><th>input events</th><th>synaptic ops</th><th>neuron updates</th><th>spikes</th><th>energy nJ</th><th>ANN MACs</th></tr>{rows}</table>
 {''.join(charts)}
-<p>Sources: {_esc(energy['profile']['source'])}. {_esc(ann['source'])}. {_esc(energy['profile'].get('note', ''))}</p>
+<p>Sources: [{_esc(status)}] {_esc(energy['profile']['source'])}. {_esc(ann['source'])}. {_esc(energy['profile'].get('note', ''))}
+{_esc(mem['source'] + '; assumptions: ' + mem['assumptions']) if mem else ''}</p>
 </body></html>
 """
 

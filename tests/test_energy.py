@@ -1,0 +1,241 @@
+"""The energy account: exact per-inference numbers for a tiny network's counts, computed by hand; every profile's
+source and status in the text and the JSON; the ANN priced with and without memory; latency; bad user profiles."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import export, make_net
+
+from dsqn.errors import UserError
+from dsqn.hw_sim.counters import Totals, ann_macs
+from dsqn.hw_sim.energy import (
+    LOIHI1,
+    LOIHI2_HALA_POINT,
+    PROFILES,
+    STATUSES,
+    ann_memory_energy,
+    energy_report,
+    format_energy,
+    load_profile,
+    validate_profile,
+)
+from dsqn.netfile import Layer
+
+
+def dense(i: int, n_in: int, n_out: int) -> Layer:
+    return Layer(i, "dense", np.zeros((n_out, n_in), dtype=np.int8), (n_in,), (n_out,), 0, 0, 1)
+
+
+# 8 -> 16 -> 16 -> 2, T = 8, two inferences
+LAYERS = [dense(0, 8, 16), dense(1, 16, 16), dense(2, 16, 2)]
+NAMES = ["L0-dense", "L1-dense", "L2-readout"]
+
+
+def totals() -> Totals:
+    # per inference: synops 80, 32, 6; updates 128, 128, 16 (n x T); spikes 2, 3, 0
+    return Totals(3, inferences=2, in_events=[10, 4, 6], synops=[160, 64, 12], updates=[256, 256, 32], spikes=[4, 6, 0])
+
+
+def report(profile=LOIHI1) -> dict:  # type: ignore[no-untyped-def]
+    return energy_report(totals(), profile, ann_macs(LAYERS), NAMES, n_neurons=[16, 16, 2], layers=LAYERS, timesteps=8)
+
+
+def test_loihi1_numbers_by_hand():
+    rep = report()
+    # L0: 80 synops x 23.6 = 1888; 2 active x 81 + 126 inactive x 52 = 6714; 2 spikes x 1.7 = 3.4
+    e0 = rep["layers"][0]["energy_pj"]
+    assert e0["synops"] == pytest.approx(1888.0) and e0["neuron_updates"] == pytest.approx(6714.0)
+    assert e0["spikes"] == pytest.approx(3.4) and e0["total"] == pytest.approx(8605.4)
+    # L1: 755.2 + (3 x 81 + 125 x 52 = 6743) + 5.1 = 7503.3; L2: 141.6 + 16 x 52 = 973.6
+    assert rep["layers"][1]["energy_pj"]["total"] == pytest.approx(7503.3)
+    assert rep["layers"][2]["energy_pj"]["total"] == pytest.approx(973.6)
+    assert rep["snn_energy_per_inference_pj"] == pytest.approx(17082.3)
+
+
+def test_hala_point_estimate_by_hand():
+    p = LOIHI2_HALA_POINT
+    assert p.synop_pj == pytest.approx(2600 / 380e12 * 1e12) == pytest.approx(6.8421, abs=1e-4)
+    assert p.neuron_update_active_pj == p.neuron_update_inactive_pj == pytest.approx(2600 / 240e12 * 1e12)
+    assert p.spike_pj == 0.0
+    rep = report(p)
+    # 118 synops x 2600/380 + 272 updates x 2600/240 = 807.368 + 2946.667
+    assert rep["snn_energy_per_inference_pj"] == pytest.approx(118 * 2600 / 380 + 272 * 2600 / 240)
+    assert rep["snn_energy_per_inference_pj"] == pytest.approx(3754.035, abs=1e-3)
+    for figure in ("2600 W / 380e12", "2600 W / 240e12", "2600 W / 20e15", "0.13 pJ", "15 TOPS/W", "1,152"):
+        assert figure in p.note, figure
+    assert "Hala Point" in p.source and "17 April 2024" in p.source
+
+
+def test_ann_macs_only_and_with_memory_by_hand():
+    rep = report()
+    ann = rep["ann"]
+    assert ann["macs_per_inference"] == 416
+    assert ann["fp32_energy_pj"] == pytest.approx(416 * 4.6) and ann["int8_energy_pj"] == pytest.approx(416 * 0.23)
+    mem = ann["with_memory"]
+    assert (mem["weight_reads"], mem["activation_reads"], mem["activation_writes"]) == (416, 8 + 16 + 16, 16 + 16 + 2)
+    # fp32: 416 x 4 B fits 8 KB SRAM: 10 pJ / 64 bit = 5 pJ per word; 1913.6 + 416 x 5 + 74 x 5
+    f32 = mem["fp32"]
+    assert (f32["weights_in"], f32["activations_in"], f32["weight_word_pj"]) == ("SRAM 8 KB", "SRAM 8 KB", 5.0)
+    assert f32["energy_pj"] == pytest.approx(1913.6 + 2080 + 370) == pytest.approx(4363.6)
+    # int8: 1.25 pJ per byte; 95.68 + 416 x 1.25 + 74 x 1.25
+    assert mem["int8"]["energy_pj"] == pytest.approx(95.68 + 520 + 92.5)
+    assert sum(f32["per_layer_pj"]) == pytest.approx(f32["energy_pj"])
+    assert rep["ratio_snn_over_ann_fp32"] == pytest.approx(17082.3 / 1913.6)
+    assert rep["ratio_snn_over_ann_fp32_with_memory"] == pytest.approx(17082.3 / 4363.6)
+    assert rep["ratio_snn_over_ann_int8_with_memory"] == pytest.approx(17082.3 / 708.18)
+
+
+def test_memory_tiers_and_conv_counts():
+    # 10,000 weights: fp32 40,000 B > 32 KB -> 1 MB SRAM (100 pJ / 64 bit = 50 pJ per word); int8 10,000 B -> 32 KB
+    mem = ann_memory_energy([dense(0, 100, 100)])
+    assert (mem["fp32"]["weights_in"], mem["fp32"]["weight_word_pj"]) == ("SRAM 1 MB", 50.0)
+    assert (mem["int8"]["weights_in"], mem["int8"]["weight_word_pj"]) == ("SRAM 32 KB", 2.5)
+    # 3M weights: fp32 12 MB and int8 3 MB -> DRAM at 1.3 nJ per 64 bit
+    huge = ann_memory_energy([Layer(0, "dense", np.zeros((1000, 3000), dtype=np.int8), (3000,), (1000,), 0, 0, 1)])
+    assert (huge["fp32"]["weights_in"], huge["fp32"]["weight_word_pj"]) == ("DRAM", 650.0)
+    assert (huge["int8"]["weights_in"], huge["int8"]["weight_word_pj"]) == ("DRAM", 162.5)
+    # conv 2 -> 4 channels, 3x3 kernel, 6x6 -> 4x4: 72 weights read once, 64 x 18 = 1152 MACs, 72 reads, 64 writes
+    conv = Layer(0, "conv", np.zeros((4, 2, 3, 3)), (2, 6, 6), (4, 4, 4), 0, 0, 1)
+    mem = ann_memory_energy([conv])
+    assert (mem["weight_reads"], mem["activation_reads"], mem["activation_writes"]) == (72, 72, 64)
+    assert mem["fp32"]["energy_pj"] == pytest.approx(1152 * 4.6 + 72 * 5 + (72 + 64) * 5)
+
+
+def test_latency_in_timesteps():
+    lat = report()["latency"]
+    assert (lat["timesteps"], lat["pipeline_depth"], lat["steps_per_inference"]) == (8, 3, 11)
+    assert lat["new_inference_every_steps"] == 8
+    assert lat["time_per_step_ns"] is None and lat["time_per_inference_ns"] is None
+    assert lat["time_source"] == "no published figure"
+    # T taken from the spike windows when not given
+    rep = energy_report(totals(), LOIHI1, ann_macs(LAYERS), NAMES, [[0] * 5] * 3, [16, 16, 2])
+    assert rep["latency"]["steps_per_inference"] == 8 and rep["ann"]["with_memory"] is None
+    # a user profile with a sourced time per step
+    p = validate_profile({"name": "u", "source": "s", "status": "published", "synop_pj": 1, "neuron_update_active_pj": 1,
+                          "neuron_update_inactive_pj": 1, "spike_pj": 1, "time_per_step_ns": 1000.0,
+                          "time_source": "my measurement"}, "u.json")
+    lat = report(p)["latency"]
+    assert lat["time_per_inference_ns"] == pytest.approx(11000.0)
+    assert "11 us per inference (my measurement)" in format_energy(report(p))
+
+
+def test_every_profile_has_source_and_status():
+    assert LOIHI1.status == "pre-silicon" and not LOIHI1.estimate
+    assert LOIHI2_HALA_POINT.status == "estimate" and LOIHI2_HALA_POINT.estimate
+    assert PROFILES["loihi2-estimate"] is LOIHI2_HALA_POINT
+    for p in PROFILES.values():
+        assert p.status in STATUSES and p.estimate == (p.status == "estimate") and p.source
+
+
+def test_status_and_sources_in_text_and_json():
+    for p, status in ((LOIHI1, "pre-silicon"), (LOIHI2_HALA_POINT, "ESTIMATE")):
+        rep = json.loads(json.dumps(report(p)))
+        assert rep["profile"]["status"] == status.lower() and rep["profile"]["source"] == p.source
+        assert rep["profile"]["estimate"] == (p.status == "estimate")  # the format_version 1 key still holds
+        text = format_energy(rep)
+        assert f"[status: {status}]" in text and p.source in text and p.note in text
+        assert "ANN same shape, MACs only: 416 MACs = 1.91 nJ fp32, 0.10 nJ int8" in text
+        assert "MACs + memory" in text and "4.36 nJ fp32 (weights in SRAM 8 KB" in text and "0.71 nJ int8" in text
+        assert "latency: T 8 + pipeline depth 3 = 11 timesteps per inference" in text
+        assert "time per timestep: no published figure" in text
+        assert "Horowitz, ISSCC 2014" in text and "DRAM 1.3-2.6 nJ (1.3 nJ used)" in text
+    assert "SNN total 17.08 nJ" in format_energy(report())
+
+
+def _profile(**edit) -> dict:  # type: ignore[no-untyped-def]
+    p = {"name": "mine", "source": "my lab", "status": "published", "synop_pj": 1.0, "neuron_update_active_pj": 2.0,
+         "neuron_update_inactive_pj": 1.5, "spike_pj": 0.5}
+    p.update(edit)
+    return {k: v for k, v in p.items() if v is not DROP}
+
+
+DROP = object()
+BAD = [
+    (_profile(synop_pj=DROP), "field 'synop_pj' is missing"),
+    (_profile(source=DROP), "field 'source' is missing"),
+    (_profile(name=""), "field 'name' must be a non-empty string"),
+    (_profile(spike_pj=-1.0), "field 'spike_pj' must be a finite number >= 0"),
+    (_profile(synop_pj=math.nan), "field 'synop_pj' must be a finite number >= 0 (pJ), got nan"),
+    (_profile(neuron_update_active_pj=math.inf), "field 'neuron_update_active_pj' must be a finite number"),
+    (_profile(neuron_update_inactive_pj="52"), "field 'neuron_update_inactive_pj' must be a finite number"),
+    (_profile(spike_pj=True), "field 'spike_pj' must be a finite number"),
+    (_profile(status="measured"), "field 'status' must be one of published, pre-silicon, estimate, got 'measured'"),
+    (_profile(estimate=True), "field 'estimate' (True) contradicts status 'published'"),
+    (_profile(colour="red"), "unknown field 'colour'"),
+    (_profile(time_per_step_ns=-3), "field 'time_per_step_ns' must be a finite number > 0"),
+    (_profile(time_per_step_ns=5.0), "field 'time_source' is missing"),
+]
+
+
+@pytest.mark.parametrize("data,needle", BAD, ids=[b[1].split("'")[1] + str(i) for i, b in enumerate(BAD)])
+def test_malformed_profile_is_a_one_line_error_naming_the_field(tmp_path: Path, data: dict, needle: str):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(data))  # json writes NaN / Infinity literals, which json.loads accepts
+    with pytest.raises(UserError) as exc:
+        load_profile(str(path))
+    msg = str(exc.value)
+    assert needle in msg and str(path) in msg and "\n" not in msg
+
+
+def test_profile_file_that_is_not_an_object(tmp_path: Path):
+    for text, needle in (("[1, 2]", "must be a JSON object, got list"), ("{", "not a JSON file")):
+        (tmp_path / "p.json").write_text(text)
+        with pytest.raises(UserError, match=needle):
+            load_profile(str(tmp_path / "p.json"))
+    with pytest.raises(UserError, match="not a built-in profile"):
+        load_profile("loihi3")
+
+
+def test_good_profile_file_and_default_status(tmp_path: Path):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(_profile()))
+    p = load_profile(str(path))
+    assert (p.status, p.estimate, p.synop_pj) == ("published", False, 1.0)
+    # the format tests/test_reliability.py writes: no status -> labelled an estimate, and said so
+    path.write_text(json.dumps(_profile(status=DROP)))
+    p = load_profile(str(path))
+    assert p.status == "estimate" and p.estimate and "no status given" in p.note
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory) -> Path:
+    return export(make_net(seed=1, bias=[0.1, -0.1], n_actions=2), tmp_path_factory.mktemp("energy") / "m.net")
+
+
+def test_deploy_rejects_a_bad_profile_with_exit_2(net: Path, tmp_path: Path, capsys):
+    from dsqn.deploy.cli import main
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(_profile(synop_pj=math.nan)))
+    with pytest.raises(SystemExit) as exc:
+        main([str(net), "--backend", "emu", "--episodes", "1", "--profile", str(bad), "--report", str(tmp_path / "r.json")])
+    assert exc.value.code == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("dsqn-deploy: error:") and "'synop_pj'" in err[0]
+    assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.parametrize("profile", ["loihi1-davies2018", "loihi2-halapoint-estimate"])
+def test_deploy_report_carries_labels(net: Path, tmp_path: Path, capsys, profile: str):
+    from dsqn.deploy.cli import main
+
+    rep_path = tmp_path / "r.json"
+    assert main([str(net), "--backend", "emu", "--episodes", "1", "--max-steps", "3", "--profile", profile,
+                 "--report", str(rep_path)]) == 0
+    out = capsys.readouterr().out
+    rep = json.loads(rep_path.read_text())
+    energy, p = rep["energy"], PROFILES[profile]
+    assert rep["format_version"] == 1
+    assert energy["profile"]["status"] == p.status and energy["profile"]["source"] == p.source
+    assert f"[status: {p.status.upper() if p.estimate else p.status}]" in out and p.source in out
+    n_layers = len(energy["layers"])
+    assert energy["latency"]["steps_per_inference"] == rep["timesteps"] + n_layers
+    assert f"= {rep['timesteps'] + n_layers} timesteps per inference" in out
+    mem = energy["ann"]["with_memory"]
+    assert mem["weight_reads"] == energy["ann"]["macs_per_inference"]  # dense layers: one read per weight
+    assert "MACs + memory" in out and "MACs only" in out
