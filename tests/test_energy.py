@@ -239,3 +239,22 @@ def test_deploy_report_carries_labels(net: Path, tmp_path: Path, capsys, profile
     mem = energy["ann"]["with_memory"]
     assert mem["weight_reads"] == energy["ann"]["macs_per_inference"]  # dense layers: one read per weight
     assert "MACs + memory" in out and "MACs only" in out
+
+
+def test_html_page_shows_status_memory_and_latency(net: Path, tmp_path: Path):
+    from dsqn.deploy.cli import main
+    from dsqn.hw_sim.report_html import render
+
+    rep_path = tmp_path / "r.json"
+    assert main([str(net), "--backend", "emu", "--episodes", "1", "--max-steps", "3", "--profile", "loihi2-estimate",
+                 "--report", str(rep_path)]) == 0
+    rep = json.loads(rep_path.read_text())
+    page = render(rep)
+    assert "[status: estimate]" in page and "loihi2-halapoint-estimate" in page
+    assert "ANN fp32 (MACs + memory)" in page and "counting also its memory reads and writes" in page
+    assert f"Latency: {rep['energy']['latency']['steps_per_inference']} timesteps per inference" in page
+    # a report of format_version 1 written before these fields renders as before
+    for key in ("latency",):
+        del rep["energy"][key]
+    del rep["energy"]["ann"]["with_memory"], rep["energy"]["profile"]["status"]
+    assert "[status: estimate]" in render(rep)
