@@ -19,15 +19,31 @@ def temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def write_error(path: Path, exc: OSError) -> UserError:
+    """The one-line error of a failed write (a full disk, a folder gone read-only)."""
+    return UserError(f"{path}: cannot write ({exc.strerror or exc.__class__.__name__})")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` through a temporary file beside ``path`` (flushed to disk) and rename it into place. A failed
+    write (ENOSPC, EIO, ...) leaves neither the temporary file nor a partial ``path``: one-line UserError."""
     path = Path(path)
     tmp = temp_path(path)
     try:
-        tmp.write_text(text)
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        raise write_error(path, exc) from None
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
 
 
 def _pid_alive(pid: int) -> bool:

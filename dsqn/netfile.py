@@ -7,6 +7,7 @@ Our metadata lives in root attributes, which netx never reads. Key names are def
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -21,7 +22,7 @@ import numpy as np
 from dsqn import timing
 from dsqn.encoding import Encoder
 from dsqn.errors import UserError
-from dsqn.fileio import check_input_file, temp_path
+from dsqn.fileio import atomic_write_bytes, check_input_file
 from dsqn.fixed_point import (
     BIAS_MANT_MAX,
     BIAS_MANT_MIN,
@@ -115,16 +116,13 @@ class NetFile:
 
 
 def atomic_write_h5(path: Path, writer) -> None:  # type: ignore[no-untyped-def]
-    """Write an HDF5 file through a temporary file in the same folder and rename it into place."""
-    path = Path(path)
-    tmp = temp_path(path)
-    try:
-        with h5py.File(tmp, "w") as f:
-            writer(f)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """Build the HDF5 file in memory, then write it through a temporary file in the same folder and rename it
+    into place: libhdf5 never writes to the disk itself, so a full disk is one OSError (-> UserError, no partial
+    file) instead of an HDF5 error at close or a crash."""
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        writer(f)
+    atomic_write_bytes(Path(path), buf.getvalue())
 
 
 def write_meta(f: h5py.File, meta: dict) -> None:

@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             rows = export_model(model, encoder, tmp, meta)
+        except UserError as exc:  # a failed write names the temporary file: name the output
+            raise UserError(str(exc).replace(str(tmp), str(out))) from None
         except (ValueError, TypeError) as exc:
             raise UserError(f"cannot export {src}: {' '.join(str(exc).split())[:200]}") from None
         except OSError as exc:
@@ -48,7 +50,10 @@ def main(argv: list[str] | None = None) -> int:
             checked = verify_with_netx(tmp)
         except UserError as exc:
             raise UserError(str(exc).replace(str(tmp), str(out))) from None
-        os.replace(tmp, out)
+        try:
+            os.replace(tmp, out)
+        except OSError as exc:
+            raise UserError(f"{out}: cannot write ({exc.strerror or exc.__class__.__name__})") from None
     finally:
         tmp.unlink(missing_ok=True)
     print(format_table(rows))

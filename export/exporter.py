@@ -116,7 +116,9 @@ def verify_with_netx(path: Path) -> bool:
     from dsqn.extras import ready_for_lava
 
     ready_for_lava()
-    with contextlib.redirect_stdout(io.StringIO()):  # lava-dl's import-time notices
+    # lava-dl's import-time notices, on stdout and (torch.utils.cpp_extension's "No CUDA runtime is found") on
+    # stderr; an ImportError still raises
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         from lava.lib.dl import netx
     try:
         netx.hdf5.Network(net_config=str(path), input_message_bits=net.input_message_bits,

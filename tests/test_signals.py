@@ -128,3 +128,40 @@ def test_sigkill_of_the_main_process_leaves_no_lava_process(small_net: Path, tmp
 
 def _enospc(*args, **kwargs):  # type: ignore[no-untyped-def]
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_atomic_write_on_a_full_disk_leaves_nothing(tmp_path: Path, monkeypatch):
+    from dsqn import fileio
+    from dsqn.errors import UserError
+
+    monkeypatch.setattr(fileio.os, "fsync", _enospc)
+    with pytest.raises(UserError, match="r.json: cannot write .No space left on device."):
+        fileio.atomic_write_text(tmp_path / "r.json", "{}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_on_a_full_disk_leaves_nothing(tmp_path: Path, monkeypatch):
+    """The HDF5 file is built in memory; only the final write touches the disk, so a full disk is one error."""
+    from dsqn import fileio
+    from dsqn.errors import UserError
+
+    (tmp_path / "m.net").write_bytes(b"an earlier export")
+    monkeypatch.setattr(fileio.os, "fsync", _enospc)
+    with pytest.raises(UserError, match="m.net: cannot write"):
+        export(make_net(), tmp_path / "m.net")
+    assert [p.name for p in tmp_path.iterdir()] == ["m.net"]
+    assert (tmp_path / "m.net").read_bytes() == b"an earlier export"
+
+
+def test_deploy_report_and_html_on_a_full_disk(tmp_path: Path, small_net: Path, monkeypatch, capsys):
+    from dsqn import fileio
+    from dsqn.deploy.cli import main
+
+    monkeypatch.setattr(fileio.os, "fsync", _enospc)
+    for extra in (["--report", str(tmp_path / "r.json")], ["--report", str(tmp_path / "r.json"), "--html", str(tmp_path / "r.html")]):
+        with pytest.raises(SystemExit) as exc:
+            main([str(small_net), "--backend", "emu", "--episodes", "1", "--max-steps", "3", *extra])
+        assert exc.value.code == 2
+        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(err) == 1 and "cannot write (No space left on device)" in err[0], err
+        assert list(tmp_path.iterdir()) == []

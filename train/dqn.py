@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
 import random
+import shutil
 import time
 from collections import deque
 from pathlib import Path
@@ -328,13 +330,22 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> Path:
     ckpt_path = run_dir / "model.pt"
 
     def save(final_eval: dict | None = None) -> None:
-        save_checkpoint(ckpt_path, {
-            "config_json": json.dumps(dataclasses.asdict(cfg)), "spec_json": json.dumps(spec.to_dict()),
-            "encoder_json": json.dumps(encoder.to_dict()), "model": best_state,
-            "last_model": model.state_dict(), "target_model": target.state_dict(), "optimizer": optimizer.state_dict(),
-            "replay": rb.state() if isinstance(rb, ReplayBuffer) else {}, "step": step, "episode": episode, "best_eval": best_eval,
-            "evals_json": json.dumps(evals), "final_eval_json": json.dumps(final_eval or {}),
-        })
+        # save_checkpoint removes its temporary file on failure: a full disk leaves the previous checkpoint as it was
+        try:
+            save_checkpoint(ckpt_path, {
+                "config_json": json.dumps(dataclasses.asdict(cfg)), "spec_json": json.dumps(spec.to_dict()),
+                "encoder_json": json.dumps(encoder.to_dict()), "model": best_state,
+                "last_model": model.state_dict(), "target_model": target.state_dict(), "optimizer": optimizer.state_dict(),
+                "replay": rb.state() if isinstance(rb, ReplayBuffer) else {}, "step": step, "episode": episode, "best_eval": best_eval,
+                "evals_json": json.dumps(evals), "final_eval_json": json.dumps(final_eval or {}),
+            })
+        except OSError as exc:
+            raise UserError(f"{ckpt_path}: cannot write the checkpoint ({exc.strerror or exc.__class__.__name__})") from None
+        except RuntimeError as exc:  # torch's zip writer reports a failed write as a RuntimeError
+            if not any(w in str(exc) for w in ("write", "unexpected pos", "iostream")):
+                raise
+            why = "No space left on device" if shutil.disk_usage(run_dir).free < (1 << 20) else " ".join(str(exc).split())[:120]
+            raise UserError(f"{ckpt_path}: cannot write the checkpoint ({why})") from None
 
     env = make_env(cfg.env_id, train=True)
     obs, _ = env.reset(seed=cfg.seed + episode)
@@ -446,5 +457,8 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> Path:
         return ckpt_path
     finally:
         env.close()
-        writer.close()
-        csv_file.close()
+        # on a full disk the last flush fails; the error that ends the run has been raised already
+        with contextlib.suppress(OSError):
+            writer.close()
+        with contextlib.suppress(OSError):
+            csv_file.close()
