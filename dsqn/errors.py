@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import functools
 import signal
 import sys
@@ -77,7 +78,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def cli_entry(prog: str) -> Callable[[F], F]:
     """Wrap a console-script main: UserError -> one line on stderr and exit 2; Ctrl-C -> exit 130; SIGTERM (where
-    :func:`stop_on_signals` turned it into :class:`Terminated`) -> exit 143."""
+    :func:`stop_on_signals` turned it into :class:`Terminated`) -> exit 143; a full disk anywhere -> one line, exit 2."""
 
     def deco(fn: F) -> F:
         @functools.wraps(fn)
@@ -93,6 +94,14 @@ def cli_entry(prog: str) -> Callable[[F], F]:
             except Terminated:
                 print(f"{prog}: terminated", file=sys.stderr)
                 sys.exit(143)
+            except OSError as exc:
+                # a full disk (or quota) wherever it strikes -- a log row, a TensorBoard event: one line, exit 2
+                # (checkpoints and exports are written atomically, so none is left half-written)
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                where = f" ({exc.filename})" if exc.filename else ""
+                print(f"{prog}: error: cannot write{where}: {one_line(exc.strerror or str(exc))}", file=sys.stderr)
+                sys.exit(2)
 
         return wrapper  # type: ignore[return-value]
 

@@ -165,3 +165,29 @@ def test_deploy_report_and_html_on_a_full_disk(tmp_path: Path, small_net: Path, 
         err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
         assert len(err) == 1 and "cannot write (No space left on device)" in err[0], err
         assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_anywhere_in_a_console_script_is_one_line():
+    """Not only the atomic writers: a log row or a TensorBoard event failing with ENOSPC ends in one line, exit 2."""
+    import errno as _errno
+    import io as _io
+    from contextlib import redirect_stderr
+
+    from dsqn.errors import cli_entry
+
+    @cli_entry("dsqn-train")
+    def main() -> int:
+        raise OSError(_errno.ENOSPC, "No space left on device", "run/metrics.csv")
+
+    err = _io.StringIO()
+    with redirect_stderr(err), pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 2
+    assert err.getvalue() == "dsqn-train: error: cannot write (run/metrics.csv): No space left on device\n"
+
+    @cli_entry("dsqn-train")
+    def other() -> int:
+        raise OSError(_errno.EIO, "Input/output error")
+
+    with pytest.raises(OSError):
+        other()
