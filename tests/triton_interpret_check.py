@@ -28,10 +28,12 @@ for scale in (40.0, 5000.0):
             ref = kernel.forward(z, const, 2, 9, s, p, resets, record_u=True, delay=delay, backend="torch")
             tri = neuron_triton.forward(z, const, 2, 9, s, p, resets, True, delay)
             same = all(torch.equal(a, c) for a, c in zip(ref[:3], tri[:3])) and ref[3] == tri[3]
-            gs, gv = torch.randn(b, s, n), torch.randn(b, s, n)
+            gen = torch.Generator().manual_seed(int(scale) + 2 * const + delay)
+            gs, gv = torch.randn(b, s, n, generator=gen), torch.randn(b, s, n, generator=gen)
             gz_t, gb_t = kernel.backward(gs, gv, ref[1], p, 3, True, delay=delay, backend="torch")
             gz_g, gb_g = neuron_triton.backward(gs, gv, tri[1], p, 3, True, delay)
-            close = torch.allclose(gz_g, gz_t, rtol=1e-4, atol=1e-3) and torch.allclose(gb_g, gb_t, rtol=1e-4, atol=1e-3)
+            # float32 sums over up to 12 steps of values up to ~4096 * |grad_v|: compare to the largest magnitude
+            close = all(float((x - y).abs().max()) <= 1e-5 * float(y.abs().max()) + 1e-3 for x, y in ((gz_g, gz_t), (gb_g, gb_t)))
             print(f"scale {scale} const {const} delay {delay}: forward equal {same}, backward close {close}")
             ok &= same and close
 print("ALL OK" if ok else "MISMATCH")
