@@ -358,9 +358,9 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> Path:
     eps_steps = max(1, int(cfg.eps_fraction * cfg.total_steps))
     nstep = NStepReturns(cfg.n_step, cfg.gamma)  # a resumed run starts its first episode afresh, so none is pending
     try:
-        from tqdm import tqdm
+        from dsqn.progress import progress
 
-        bar = tqdm(total=cfg.total_steps, initial=step, disable=not cfg.progress, desc=cfg.env_id, unit="step")
+        bar = progress(cfg.total_steps, initial=step, desc=cfg.env_id, unit="step", enabled=cfg.progress)
         while step < cfg.total_steps:
             eps = max(cfg.eps_end, cfg.eps_start - (cfg.eps_start - cfg.eps_end) * step / eps_steps)
             if cfg.lr_final > 0:
