@@ -4,18 +4,13 @@ Same parameters, same initialisation, same state-dict names as :class:`dsqn.qnet
 
 from __future__ import annotations
 
-import contextlib
-import io
-
 import numpy as np
 import torch
 
-from dsqn.extras import ready_for_lava
+from dsqn.extras import import_lava_dl
 from dsqn.qnet import NetSpec, conv_out
 
-ready_for_lava()
-with contextlib.redirect_stdout(io.StringIO()):
-    from lava.lib.dl import slayer
+slayer = import_lava_dl("slayer")
 
 
 class LavaDlQNet(torch.nn.Module):

@@ -23,7 +23,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
-import io
 import multiprocessing
 import multiprocessing.util
 import os
@@ -39,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from dsqn.errors import UserError
-from dsqn.extras import ready_for_lava
+from dsqn.extras import import_lava_dl, ready_for_lava
 from dsqn.netfile import NetFile
 
 STOP_TIMEOUT_S = 5.0  # how long close() waits for Lava's runtime to stop before it kills the processes
@@ -124,15 +123,6 @@ def _kill_children(grace_s: float) -> None:
             child.join(1.0)
 
 
-def _quiet_import_netx():  # type: ignore[no-untyped-def]
-    # lava-dl prints optional-dependency notices on import, on stdout and (torch.utils.cpp_extension's
-    # "No CUDA runtime is found") on stderr; keep the console output about our run. Errors still raise.
-    ready_for_lava()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        from lava.lib.dl import netx
-    return netx
-
-
 def _int_injector_model():  # type: ignore[no-untyped-def]
     """Lava's Injector model sends float arrays; graded spikes into a fixed-point Dense must be
     integers (PyDenseModelBitAcc right-shifts the accumulated input), so send int32 payloads."""
@@ -191,7 +181,7 @@ class LavaNetwork:
         from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
         from lava.proc.io.injector import Injector
 
-        netx = _quiet_import_netx()
+        netx = import_lava_dl("netx")
         self.T = int(timesteps)
         self.net = netx.hdf5.Network(
             net_config=str(path),

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import importlib.util
+import io
 import multiprocessing
 import sys
+from types import ModuleType
 
 from dsqn.errors import UserError
 
@@ -33,3 +37,12 @@ def ready_for_lava() -> None:
     if "lava.magma.runtime.message_infrastructure.multiprocessing" not in sys.modules and \
             multiprocessing.get_start_method(allow_none=True) is not None:
         multiprocessing.set_start_method(None, force=True)  # type: ignore[arg-type]
+
+
+def import_lava_dl(module: str = "netx") -> ModuleType:
+    """``lava.lib.dl.<module>`` (netx, slayer, ...), imported the one way every caller needs: after
+    :func:`ready_for_lava`, with lava-dl's import-time notices (stdout, and torch.utils.cpp_extension's
+    "No CUDA runtime is found" on stderr) captured. An ImportError still raises."""
+    ready_for_lava()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        return importlib.import_module(f"lava.lib.dl.{module}")

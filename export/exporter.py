@@ -110,16 +110,9 @@ def verify_with_netx(path: Path) -> bool:
     net = read_netfile(path)
     if not lava_available():
         return False
-    import contextlib
-    import io
+    from dsqn.extras import import_lava_dl
 
-    from dsqn.extras import ready_for_lava
-
-    ready_for_lava()
-    # lava-dl's import-time notices, on stdout and (torch.utils.cpp_extension's "No CUDA runtime is found") on
-    # stderr; an ImportError still raises
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        from lava.lib.dl import netx
+    netx = import_lava_dl("netx")
     try:
         netx.hdf5.Network(net_config=str(path), input_message_bits=net.input_message_bits,
                           reset_interval=net.reset_interval, reset_offset=net.reset_offset)

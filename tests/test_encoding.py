@@ -49,10 +49,9 @@ def test_bad_encoder_settings_are_rejected():
 def test_weight_quantization_matches_slayer_quantize_8bit():
     import torch
 
-    from dsqn.extras import ready_for_lava
+    from dsqn.extras import import_lava_dl
 
-    ready_for_lava()
-    from lava.lib.dl.slayer.neuron import cuba
+    cuba = import_lava_dl("slayer.neuron.cuba")
 
     neuron = cuba.Neuron(threshold=1.0, current_decay=0.5, voltage_decay=0.5)
     w = torch.linspace(-5, 5, 1001)

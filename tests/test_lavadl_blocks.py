@@ -3,8 +3,6 @@ identical spikes and voltages where slayer is exact (float64), identical HDF5 gr
 equal to float tolerance; and Lava ``fixed_pt`` = training forward = emulator on networks slayer cannot run
 exactly (24-bit wrap and saturation)."""
 
-import contextlib
-import io
 
 import h5py
 import numpy as np
@@ -14,7 +12,7 @@ from conftest import export, make_net
 
 from dsqn import cuba, timing
 from dsqn.deploy.lava_backend import LavaNetwork
-from dsqn.extras import ready_for_lava
+from dsqn.extras import import_lava_dl
 from dsqn.hw_sim.emulator import Emulator
 from dsqn.netfile import read_netfile
 
@@ -22,10 +20,7 @@ pytestmark = pytest.mark.lava
 
 
 def _slayer():  # type: ignore[no-untyped-def]
-    ready_for_lava()
-    with contextlib.redirect_stdout(io.StringIO()):
-        from lava.lib.dl import slayer
-    return slayer
+    return import_lava_dl("slayer")
 
 
 NEURON = {"threshold": 0.75, "current_decay": 0.3, "voltage_decay": 0.1, "tau_grad": 0.05, "scale_grad": 3.0}

@@ -1,7 +1,5 @@
 """The emulator reproduces Lava on NetX files written directly by lava-dl blocks (no dsqn metadata)."""
 
-import contextlib
-import io
 
 import h5py
 import numpy as np
@@ -9,14 +7,12 @@ import pytest
 import torch
 
 from dsqn.deploy.lava_backend import LavaNetwork
-from dsqn.extras import ready_for_lava
+from dsqn.extras import import_lava_dl
 from dsqn.hw_sim.emulator import Emulator
 from dsqn.netfile import read_netfile
 
 pytest.importorskip("lava.lib.dl.slayer", reason="needs the lava extra (lava-nc, lava-dl; Python 3.10)")
-ready_for_lava()
-with contextlib.redirect_stdout(io.StringIO()):
-    from lava.lib.dl import slayer
+slayer = import_lava_dl("slayer")
 
 pytestmark = pytest.mark.lava
 
