@@ -45,6 +45,11 @@ def conv_fanout(layer: Layer) -> np.ndarray:
     return np.broadcast_to(count * out_c, (c, h, w)).reshape(-1)
 
 
+def after_reset(spiked: np.ndarray, v_pre: np.ndarray) -> np.ndarray:
+    """The voltage Lava holds after a step: the pre-reset voltage, 0 where the neuron spiked (int64)."""
+    return np.where(spiked != 0, 0, v_pre).astype(np.int64)
+
+
 @dataclass
 class LayerTrace:
     """What one layer did during a run: everything the counters and the bit-exact checks need."""
@@ -69,18 +74,22 @@ class Emulator:
         self.layers = net.layers
         # 8-bit integer weights are exact in float32; products are made exact by dsqn.cuba.exact_product
         self._w32 = [torch.from_numpy(layer.weight.astype(np.float32)) for layer in self.layers]
+        # each layer's integers as the kernels take them, once (no surrogate: the emulator never differentiates)
+        self._params = [kernel.KernelParams(*layer.neuron().per_neuron(layer.n_neurons), tau_rho=np.ones(layer.n_neurons),
+                                            scale_rho=0.0) for layer in self.layers]
+        later = self.layers[1:]
+        self._fused_fits = kernel.HAVE_NUMBA and all(layer.kind == "dense" and layer.weight.shape[1] <= fused.MAX_FAN_IN
+                                                     for layer in later) and sum(layer.weight.size for layer in later) <= fused.MAX_WEIGHTS
         self._fused: fused.FusedNet | None = None
 
     def fused_net(self) -> fused.FusedNet | None:
         """The network for dsqn.fused, where it is the faster path: every synapse after the first dense and
         small (conv networks run layer by layer, their GEMMs beat adding one column per spike)."""
-        later = self.layers[1:]
-        if not kernel.HAVE_NUMBA or any(layer.kind != "dense" or layer.weight.shape[1] > fused.MAX_FAN_IN for layer in later) \
-                or sum(layer.weight.size for layer in later) > fused.MAX_WEIGHTS:
+        if not self._fused_fits:
             return None
         if self._fused is None:
-            self._fused = fused.FusedNet([layer.neuron().per_neuron(layer.n_neurons) for layer in self.layers],
-                                         [layer.weight for layer in later])
+            self._fused = fused.FusedNet([(p.keep_u, p.keep_v, p.bias, p.vth) for p in self._params],
+                                         [layer.weight for layer in self.layers[1:]])
         return self._fused
 
     def synaptic_input(self, i: int, x: torch.Tensor, binary: bool) -> torch.Tensor:
@@ -121,7 +130,7 @@ class Emulator:
         traces: list[LayerTrace] = []
         overflow, captured = [], []
         last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
+        for i in range(len(self.layers)):
             # One step of synaptic delay: what arrives on step t was accumulated on step t-1.
             if i == 0 and const_steps:
                 z = self.synaptic_input(0, x[:, :1], binary=False) / WEIGHT_SCALE  # (B, 1, N), weight units
@@ -132,16 +141,13 @@ class Emulator:
                 z = torch.zeros((b, n_steps, a.shape[-1]), dtype=a.dtype)
                 z[:, timing.SYNAPSE_DELAY : timing.SYNAPSE_DELAY + m] = a / WEIGHT_SCALE
                 t_on, t_off, const = 0, n_steps, False
-            neuron = layer.neuron()
-            keep_u, keep_v, bias, vth = neuron.per_neuron(layer.n_neurons)
-            params = kernel.KernelParams(keep_u, keep_v, bias, vth, tau_rho=np.ones(layer.n_neurons), scale_rho=0.0)  # no surrogate
             resets = timing.reset_mask(i, n_steps, reset_interval, reset_offset, first_step=start_step - 1)
-            spikes, v_pre, u_rec, events = kernel.forward(z.contiguous(), const, t_on, t_off, n_steps, params, resets,
+            spikes, v_pre, u_rec, events = kernel.forward(z.contiguous(), const, t_on, t_off, n_steps, self._params[i], resets,
                                                           record_u=record)
             s_bool = spikes.numpy() != 0  # (B, S, N)
             if capture_at is not None and i == last:
-                captured.append(np.where(s_bool[:, capture_at], 0, v_pre.numpy()[:, capture_at]).astype(np.int64))
-            v_post = np.where(s_bool, 0, v_pre.numpy()).astype(np.int64) if record else None
+                captured.append(after_reset(s_bool[:, capture_at], v_pre.numpy()[:, capture_at]))
+            v_post = after_reset(s_bool, v_pre.numpy()) if record else None
             traces.append(LayerTrace(spikes=np.moveaxis(s_bool, 1, -1),
                                      u=None if u_rec is None else np.moveaxis(u_rec.numpy().astype(np.int64), 1, -1),
                                      v=None if v_post is None else np.moveaxis(v_post, 1, -1)))
@@ -179,7 +185,7 @@ class Emulator:
         resets = np.stack([timing.reset_mask(i, n_steps, interval, offset) for i in range(len(self.layers))])
         res = net.run(z0, n_steps, timing.SYNAPSE_DELAY, timesteps + timing.SYNAPSE_DELAY, resets)
         at = timing.readout_step(timesteps)
-        v = np.where(res.spikes[-1][:, at] != 0, 0, res.v_last[:, at]).astype(np.int64)
+        v = after_reset(res.spikes[-1][:, at], res.v_last[:, at])
         windows = [np.moveaxis(s[:, timing.window(i, timesteps)], 1, -1) != 0 for i, s in enumerate(res.spikes)]
         return v, windows, [int(e) for e in res.events.sum(0)]
 
@@ -198,14 +204,12 @@ class Emulator:
         windows, overflow = [], []
         v_out = np.zeros(0)
         at = timing.readout_step(T) - timing.window(last, T).start
-        for i, layer in enumerate(self.layers):
+        for i in range(len(self.layers)):
             const = i == 0
             z = self.synaptic_input(i, x, binary=not const) / WEIGHT_SCALE  # (B, 1 or T, N), weight units
-            keep_u, keep_v, bias, vth = layer.neuron().per_neuron(layer.n_neurons)
-            params = kernel.KernelParams(keep_u, keep_v, bias, vth, tau_rho=np.ones(layer.n_neurons), scale_rho=0.0)
-            spikes, v_pre, _, events = kernel.forward(z.contiguous(), const, 0, T, T, params, no_resets)
+            spikes, v_pre, _, events = kernel.forward(z.contiguous(), const, 0, T, T, self._params[i], no_resets)
             if i == last:
-                v_out = np.where(spikes[:, at].numpy() != 0, 0, v_pre[:, at].numpy()).astype(np.int64)
+                v_out = after_reset(spikes[:, at].numpy(), v_pre[:, at].numpy())
             windows.append(np.moveaxis(spikes.numpy() != 0, 1, -1))
             overflow.append(events)
             x = spikes
