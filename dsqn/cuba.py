@@ -369,11 +369,15 @@ class Readout(torch.nn.Module):
     def loihi(self, bias_mant: np.ndarray | None = None) -> LoihiNeuron:
         return readout_neuron(bias_mant)
 
+    @staticmethod
+    def bias_mantissa(bias: torch.Tensor) -> np.ndarray:
+        """Loihi's bias mantissa of a bias on its grid (weight units, multiples of 1/64)."""
+        return np.rint(bias.detach().cpu().numpy().astype(np.float64) * WEIGHT_SCALE).astype(np.int64)
+
     def forward_tm(self, x: torch.Tensor, bias: torch.Tensor, resets: np.ndarray, bias_from: int) -> torch.Tensor:
         """x (B, T, C) spikes -> v (B, T, A); ``bias`` (A,) float weight units on Loihi's grid (bias_mant / 64)."""
         w = self.synapse.quantized().reshape(self.synapse.out_channels, -1)
         z = F.linear(x.to(w.dtype), w)
-        bias_mant = np.rint(bias.detach().cpu().numpy().astype(np.float64) * WEIGHT_SCALE).astype(np.int64)
-        p = self.neuron.kernel_params(z.shape[-1], bias_mant)
+        p = self.neuron.kernel_params(z.shape[-1], self.bias_mantissa(bias))
         _, v = neuron_forward(z, p, z.shape[1], resets=resets, bias=bias, bias_from=bias_from)
         return v

@@ -160,9 +160,8 @@ class SpikingQNet(torch.nn.Module):
         cached = self.__dict__.get("_fused_cache")
         if cached is None or cached[0] != key:
             T, L = self.spec.timesteps, self.spec.n_layers
-            bias_mant = np.rint(self.quantized_bias().detach().cpu().numpy().astype(np.float64) * WEIGHT_SCALE).astype(np.int64)
             neurons = [b.neuron.kernel_params(b.synapse.out_channels) for b in self.blocks]
-            neurons.append(self.readout.neuron.kernel_params(self.spec.n_actions, bias_mant))
+            neurons.append(self.readout.neuron.kernel_params(self.spec.n_actions, self.readout.bias_mantissa(self.quantized_bias())))
             with torch.no_grad():
                 weights = [s.quantized() for s in [*(b.synapse for b in self.blocks), self.readout.synapse]]
             weights = [q.reshape(q.shape[0], -1).cpu().numpy().astype(np.float64) * WEIGHT_SCALE for q in weights]
