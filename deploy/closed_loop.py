@@ -1,4 +1,5 @@
-"""Closed-loop deployment: env -> encoder -> network (Lava or emulator) -> readout -> greedy action."""
+"""Closed-loop deployment: env -> encoder -> network (Lava or emulator) -> readout -> action (the argmax of Q, or an
+actor's continuous action: ``dsqn.readout.Readout.act``)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from dsqn.netfile import NetFile
 
 
 class Policy:
-    """Greedy policy computed by a deployed network; counts activity of every inference."""
+    """The policy computed by a deployed network (greedy for Q-values); counts activity of every inference.
+    ``act`` returns the action (an int, or a float64 array for an actor) and the decoded readout."""
 
     def __init__(self, net: NetFile) -> None:
         self.net = net
@@ -26,7 +28,7 @@ class Policy:
         self.counter = Counter(net.layers, self.T)
         self.overflow: int | None = 0  # wrap/saturation events; None where the backend cannot see them
 
-    def act(self, payload: np.ndarray) -> tuple[int, np.ndarray]:
+    def act(self, payload: np.ndarray) -> tuple[int | np.ndarray, np.ndarray]:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -40,7 +42,7 @@ class EmuPolicy(Policy):
 
         self.emu = Emulator(net)
 
-    def act(self, payload: np.ndarray) -> tuple[int, np.ndarray]:
+    def act(self, payload: np.ndarray) -> tuple[int | np.ndarray, np.ndarray]:
         v, windows, overflow = self.emu.infer(payload[None], self.T)
         self.counter.add(payload, [w[0] for w in windows])
         self.overflow += sum(overflow)
@@ -57,7 +59,7 @@ class LavaPolicy(Policy):
         self.stitch = WindowStitcher(len(net.layers))
         self.in_shape = tuple(int(s) for s in self.meta["input_shape"])
 
-    def act(self, payload: np.ndarray) -> tuple[int, np.ndarray]:
+    def act(self, payload: np.ndarray) -> tuple[int | np.ndarray, np.ndarray]:
         inf = self.lava.infer(payload)
         done = self.stitch.push(payload, inf.spikes)
         if done is not None:
@@ -86,7 +88,7 @@ def check_environment(net: NetFile, env_id: str) -> None:
                         f"the network takes {list(net.input_shape)}")
     env = make_env(env_id)
     try:
-        check_spaces(env, encoder.env_obs_shape, int(net.meta["n_actions"]), env_id)
+        check_spaces(env, encoder.env_obs_shape, int(net.meta["n_actions"]), env_id, net.readout.kind)
     finally:
         env.close()
 
@@ -115,7 +117,7 @@ def run_episodes(policy: Policy, env_id: str, episodes: int, seed: int, max_step
     log = EpisodeLog()
     t0 = time.time()
     try:
-        check_spaces(env, encoder.env_obs_shape, int(policy.meta["n_actions"]), env_id)
+        check_spaces(env, encoder.env_obs_shape, int(policy.meta["n_actions"]), env_id, policy.readout.kind)
         for ep in range(episodes):
             obs, _ = env.reset(seed=seed + ep)
             total, n, done, acts = 0.0, 0, False, []

@@ -16,6 +16,8 @@ OBS_SCALES: dict[str, tuple[float, ...]] = {
     "Acrobot-v1": (1.0, 1.0, 1.0, 1.0, np.pi, 2.0 * np.pi),
     "MountainCar-v0": (1.2, 0.07),
     "LunarLander-v3": (1.0, 1.0, 2.0, 2.0, 1.0, 2.0, 1.0, 1.0),
+    # Pendulum: cos, sin in [-1, 1]; the angular velocity in [-8, 8]
+    "Pendulum-v1": (1.0, 1.0, 8.0),
 }
 
 
@@ -74,9 +76,41 @@ def check_discrete_actions(env: gym.Env, env_id: str) -> None:
     if isinstance(space, gym.spaces.Discrete):
         return
     if isinstance(space, gym.spaces.Box):
-        raise UserError(f"{env_id}: continuous action space {space}; the DQN trainer needs a discrete action space "
-                        "(TD3 for Box action spaces is not available yet)")
-    raise UserError(f"{env_id}: action space {space} is not discrete; the DQN trainer needs a discrete action space")
+        raise UserError(f"{env_id}: continuous action space {space}; DQN needs a discrete action space "
+                        "(use --algo td3 for a Box action space)")
+    raise UserError(f"{env_id}: action space {space} is not discrete; DQN needs a discrete action space")
+
+
+def check_box_actions(env: gym.Env, env_id: str) -> tuple[list[float], list[float]]:
+    """TD3's actor outputs a vector of bounded continuous actions: a Box of one dimension with finite bounds.
+    Returns (low, high)."""
+    space = env.action_space
+    if isinstance(space, gym.spaces.Discrete):
+        raise UserError(f"{env_id}: discrete action space {space}; TD3 needs a continuous (Box) action space "
+                        "(use --algo dqn)")
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+        raise UserError(f"{env_id}: action space {space} is not a vector Box; TD3 needs one")
+    low, high = np.asarray(space.low, dtype=np.float64), np.asarray(space.high, dtype=np.float64)
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+        raise UserError(f"{env_id}: action space {space} has infinite bounds; the actor's tanh readout needs finite ones")
+    if not np.all(low < high):
+        raise UserError(f"{env_id}: action space {space} has a dimension with low >= high")
+    return low.tolist(), high.tolist()
+
+
+def is_continuous(env_id: str) -> bool:
+    """Whether the environment's actions are a Box (TD3) rather than discrete (DQN); False when it cannot be made
+    (the one-line error then comes where the environment is built)."""
+    if atari_game(env_id) is not None:
+        return False
+    try:
+        env = make_env(env_id)
+    except UserError:
+        return False
+    try:
+        return isinstance(env.action_space, gym.spaces.Box)
+    finally:
+        env.close()
 
 
 def check_box_observations(env: gym.Env, env_id: str) -> None:
@@ -86,11 +120,17 @@ def check_box_observations(env: gym.Env, env_id: str) -> None:
         raise UserError(f"{env_id}: observation space {space} is not an array of numbers (a Box); the encoders need one")
 
 
-def check_spaces(env: gym.Env, obs_shape: tuple[int, ...], n_actions: int, env_id: str) -> None:
-    """The environment must match what the network was built for."""
-    if not isinstance(env.action_space, gym.spaces.Discrete):
+def check_spaces(env: gym.Env, obs_shape: tuple[int, ...], n_actions: int, env_id: str, kind: str = "q") -> None:
+    """The environment must match what the network was built for: ``n_actions`` discrete actions for a Q readout,
+    a Box of ``n_actions`` dimensions with finite bounds for an action readout."""
+    if kind == "action":
+        check_box_actions(env, env_id)
+        if tuple(env.action_space.shape) != (n_actions,):
+            raise UserError(f"{env_id}: environment actions have {env.action_space.shape[0]} dimensions, the network "
+                            f"outputs {n_actions}")
+    elif not isinstance(env.action_space, gym.spaces.Discrete):
         raise UserError(f"{env_id}: action space {env.action_space} is not discrete")
-    if int(env.action_space.n) != n_actions:
+    elif int(env.action_space.n) != n_actions:
         raise UserError(f"{env_id}: environment has {env.action_space.n} actions, the network has {n_actions}")
     shape = env.observation_space.shape
     if shape is None or tuple(shape) != tuple(obs_shape):

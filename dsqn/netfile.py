@@ -419,9 +419,12 @@ def _check_meta(path: Path, meta: dict, layers: list[Layer]) -> dict:
     if isinstance(n_actions, bool) or not isinstance(n_actions, int) or n_actions != layers[-1].n_neurons:
         raise UserError(f"{path}: metadata n_actions={n_actions!r} but the last layer has {layers[-1].n_neurons} neurons")
     try:
-        Readout.from_dict(meta["readout"], T)
+        readout = Readout.from_dict(meta["readout"], T)
     except (TypeError, ValueError, AttributeError) as exc:
-        raise UserError(f"{path}: metadata readout: {exc}") from None
+        raise UserError(f"{path}: metadata readout: {' '.join(str(exc).split())[:200]}") from None
+    if readout.kind == "action" and len(readout.low) != n_actions:
+        raise UserError(f"{path}: metadata readout has bounds for {len(readout.low)} action dimensions, the last layer "
+                        f"has {n_actions} neurons")
     if not isinstance(meta["env_id"], str) or not meta["env_id"]:
         raise UserError(f"{path}: metadata env_id={meta['env_id']!r} is not an environment id")
     try:

@@ -16,7 +16,7 @@ What training computes is what Loihi computes, bit for bit (tests compare it wit
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -38,6 +38,7 @@ class NetSpec:
     layers: list[dict]
     """Hidden layers, e.g. {"type": "dense", "out": 64} or {"type": "conv", "out": 32, "kernel": 8, "stride": 4}."""
     n_actions: int
+    """readout neurons: one Q-value per action, or one per dimension of a continuous action."""
     timesteps: int = 8
     """Timesteps per inference (T); the network state is reset between inferences."""
     threshold: float = 1.0
@@ -46,10 +47,16 @@ class NetSpec:
     input_unit: int = 32
     """Payload value of one input unit (Encoder.unit): the first layer's threshold is multiplied by it."""
     q_scale: float = 1.0
-    """Q = q_scale * (readout voltage / T); a positive constant, so it never changes the greedy action."""
+    """Q = q_scale * (readout voltage / T); a positive constant, so it never changes the greedy action. For an
+    actor (readout_kind 'action') the pre-activation of the action: a = tanh(q_scale * v / T) in [-1, 1]."""
     tau_grad: float = 1.0
     scale_grad: float = 1.0
     arch_version: int = ARCH_VERSION
+    readout_kind: str = "q"
+    """'q' (a DSQN) or 'action' (a spiking actor: dsqn.readout)."""
+    action_low: list[float] = field(default_factory=list)
+    """'action' only: the environment's action bounds."""
+    action_high: list[float] = field(default_factory=list)
 
     @property
     def n_layers(self) -> int:
@@ -63,7 +70,8 @@ class NetSpec:
 
     @property
     def readout(self) -> Readout:
-        return Readout(kind="q", scale=self.q_scale, timesteps=self.timesteps)
+        return Readout(kind=self.readout_kind, scale=self.q_scale, timesteps=self.timesteps, low=tuple(self.action_low),
+                       high=tuple(self.action_high))
 
     def validate(self) -> None:
         """ValueError (one line, naming the layer and the value) for anything the chip cannot run."""
@@ -172,16 +180,39 @@ class SpikingQNet(torch.nn.Module):
             self.__dict__["_fused_cache"] = cached
         return cached[1], cached[2], cached[3]
 
-    def _forward_fused(self, net: fused.FusedNet, resets: np.ndarray, w0_t: np.ndarray, payload: torch.Tensor) -> torch.Tensor:
-        """Q from one compiled call; the same numbers as the layer-by-layer forward (tested). The first layer's
-        synaptic input is one float64 product of integers (exact below 2**53), in weight units."""
+    def _voltage_fused(self, net: fused.FusedNet, resets: np.ndarray, w0_t: np.ndarray, payload: torch.Tensor) -> np.ndarray:
+        """The readout voltage (B, A) from one compiled call; the same integers as the layer-by-layer forward
+        (tested). The first layer's synaptic input is one float64 product of integers (exact below 2**53)."""
         T = self.spec.timesteps
         x = payload.detach().reshape(payload.shape[0], -1).numpy().astype(np.float64)
         z0 = (x @ w0_t) / WEIGHT_SCALE
         res = net.run(z0, T, timing.SYNAPSE_DELAY, T, resets)
         at = timing.readout_step(T)
-        v = np.where(res.spikes[-1][:, at] != 0, 0.0, res.v_last[:, at]).astype(np.float32)
+        return np.where(res.spikes[-1][:, at] != 0, 0.0, res.v_last[:, at])
+
+    def _forward_fused(self, net: fused.FusedNet, resets: np.ndarray, w0_t: np.ndarray, payload: torch.Tensor) -> torch.Tensor:
+        v = self._voltage_fused(net, resets, w0_t, payload).astype(np.float32)
         return torch.from_numpy(np.asarray(self._readout.decode(v), dtype=np.float32))
+
+    def readout_voltage(self, payload: torch.Tensor) -> np.ndarray:
+        """The readout voltage after an inference, (B, A) int64 in state units: what the chip's readout holds
+        (no autograd; one compiled call where it applies)."""
+        with torch.no_grad():
+            if payload.device.type == "cpu" and self.fused_enabled:
+                net = self._fused_net()
+                if net is not None:
+                    return self._voltage_fused(*net, payload).astype(np.int64)
+            _, _, v = self.forward(payload, return_spikes=True)
+        return v[..., timing.readout_step(self.spec.timesteps)].cpu().numpy().astype(np.int64)
+
+    def policy_actions(self, payload: torch.Tensor) -> list:
+        """The policy's action for each payload of the batch: the argmax of Q for a DSQN, the continuous action
+        (the environment's units, float64) for an actor -- computed from the integer readout voltage exactly as
+        the deployed network's (``Readout.act``)."""
+        if self.spec.readout_kind == "q":
+            with torch.no_grad():
+                return self(payload).argmax(dim=1).tolist()
+        return [self._readout.act(v) for v in self.readout_voltage(payload)]
 
     def forward(self, payload: torch.Tensor, return_spikes: bool = False):  # type: ignore[no-untyped-def]
         """payload: (B, *input_shape) integer payloads (as float). Returns Q (B, A); with ``return_spikes`` also

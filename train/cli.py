@@ -12,7 +12,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg, explicit = parse_args(argv)
     if not cfg.resume:  # a resumed run takes its config (and its budget) from the checkpoint, not the env defaults
         cfg = resolve(cfg, explicit)
-    from .dqn import train  # heavy imports (torch, numba) only after the arguments parsed
+    from .runner import train  # heavy imports (torch, numba) only after the arguments parsed
 
     train(cfg, explicit)
     return 0

@@ -13,7 +13,10 @@ from dsqn.errors import ArgumentParser, UserError
 @dataclass
 class TrainConfig:
     env_id: str = "CartPole-v1"
-    """gymnasium environment id (classic control with a discrete action space)."""
+    """gymnasium environment id: classic control, Atari (ALE/<Game>-v5) or MuJoCo (Box actions, TD3)."""
+    algo: str = ""
+    """'dqn' (DSQN, discrete actions) or 'td3' (a spiking actor with ANN critics, Box actions); '' = by the
+    environment's action space."""
     seed: int = 1
     """seed for python, numpy, torch, env.reset and action_space."""
     out: str = ""
@@ -43,7 +46,8 @@ class TrainConfig:
     two-neuron inputs saturate at 255 / 2**frac_bits normalised units)."""
     q_scale: float = 0.0
     """Q = q_scale * readout (0 = the environment's default). The readout weights are 8-bit (steps of 1/32):
-    a small q_scale makes them carry Q in many steps, so small action gaps stay representable."""
+    a small q_scale makes them carry Q in many steps, so small action gaps stay representable. For a TD3 actor
+    the action is tanh(q_scale * readout), scaled to the action bounds."""
     q_init: str = "zero"
     """'reward': before the first update, shift Q (through the readout bias) to mean(reward) / (1 - gamma), the
     fixed point of the targets where no episode ends; with -1 per step (Acrobot) Q otherwise drifts down by
@@ -93,6 +97,16 @@ class TrainConfig:
     """epsilon of the evaluation policy (the DSQN paper evaluates Atari at 0.05)."""
     arch: str = ""
     """'mlp' (hidden dense layers) or 'nature' (Nature-DQN convs + the last hidden width); '' = by env."""
+    critic_hidden: list[int] = field(default_factory=list)
+    """td3: hidden widths of each of the twin ANN critics (empty = the algorithm's default, 400 300)."""
+    exploration_noise: float = 0.1
+    """td3: std of the Gaussian noise added to the actor's action in [-1, 1] while collecting experience."""
+    policy_noise: float = 0.2
+    """td3: std of the target policy smoothing noise (in [-1, 1] action units)."""
+    noise_clip: float = 0.5
+    """td3: the smoothing noise is clipped to +-noise_clip."""
+    policy_delay: int = 2
+    """td3: critic updates per actor (and target) update."""
     device: str = "auto"
     """where the network trains and acts: auto (CUDA when torch sees a GPU), cpu or cuda. The result is the same
     integers on every device (exact kernels; TF32 is switched off)."""
@@ -109,6 +123,16 @@ ENV_DEFAULTS: dict[str, dict] = {
                    "eps_fraction": 0.12, "eps_end": 0.1, "n_step": 3, "q_init": "reward"},
 }
 FALLBACK_DEFAULTS = {"total_steps": 50_000, "hidden": [64, 64], "q_scale": 2.0}
+# TD3 with a spiking actor (Akl et al. 2023: actor 400-300, T = 5, two-neuron encoding; ANN twin critics 400-300);
+# the rest as CleanRL's td3_continuous_action (Fujimoto et al. 2018): Adam 3e-4, batch 256, tau 0.005, policy delay 2,
+# 25k random steps first. Targets follow the actor with tau at every actor update (target_update is not used).
+TD3_DEFAULTS = {"algo": "td3", "total_steps": 200_000, "hidden": [400, 300], "timesteps": 5, "q_scale": 1.0, "lr": 3e-4,
+                "batch_size": 256, "buffer_size": 1_000_000, "learning_starts": 25_000, "target_tau": 0.005,
+                "eval_every": 10_000, "eval_episodes": 10, "final_eval_episodes": 20, "checkpoint_every": 10_000,
+                "critic_hidden": [400, 300]}
+# Pendulum: rl-baselines3-zoo's TD3 schedule (20k steps, 10k random, gamma 0.98, lr 1e-3, 400-300).
+ENV_DEFAULTS["Pendulum-v1"] = {**TD3_DEFAULTS, "total_steps": 20_000, "learning_starts": 10_000, "gamma": 0.98, "lr": 1e-3,
+                               "buffer_size": 200_000, "eval_every": 1_000, "eval_episodes": 10, "checkpoint_every": 5_000}
 # Liu et al. 2022 (DSQN) on Atari: Nature-DQN layout, T = 64, Adam 1e-4, batch 32, replay 1M, learning
 # starts 50k, target copy every 10k, train every 4 steps, epsilon 1 -> 0.1 over 1M steps, eval at 0.05.
 ATARI_DEFAULTS = {"total_steps": 10_000_000, "hidden": [512], "q_scale": 1.0, "arch": "nature", "timesteps": 64,
@@ -120,18 +144,28 @@ ATARI_DEFAULTS = {"total_steps": 10_000_000, "hidden": [512], "q_scale": 1.0, "a
 
 def resolve(cfg: TrainConfig, explicit: set[str] | None = None) -> TrainConfig:
     """Fill 'use the environment's default' fields; explicit CLI values always win."""
-    from dsqn.envs import atari_game
+    from dsqn.envs import atari_game, is_continuous
 
     explicit = explicit or set()
     atari = atari_game(cfg.env_id) is not None
-    defaults = ATARI_DEFAULTS if atari else ENV_DEFAULTS.get(cfg.env_id, FALLBACK_DEFAULTS)
+    algo = cfg.algo or ("td3" if not atari and is_continuous(cfg.env_id) else "dqn")
+    if algo == "td3":
+        defaults = ENV_DEFAULTS.get(cfg.env_id, TD3_DEFAULTS)
+        if defaults.get("algo") != "td3":
+            defaults = TD3_DEFAULTS
+    else:
+        defaults = ATARI_DEFAULTS if atari else ENV_DEFAULTS.get(cfg.env_id, FALLBACK_DEFAULTS)
+        defaults = defaults if defaults.get("algo", "dqn") == "dqn" else FALLBACK_DEFAULTS
+    defaults = {**defaults, "algo": algo}
     updates = {}
     for key, val in defaults.items():
         cur = getattr(cfg, key)
         if key in explicit:
             continue
-        if atari or cur in (0, 0.0, [], "") or cur == FIELD_DEFAULTS[key]:  # an unchanged default yields to the env's
+        if atari or cur in (0, 0.0, [], "") or cur == FIELD_DEFAULTS[key] or key == "algo":  # an unchanged default yields to the env's
             updates[key] = val
+    if algo == "td3" and not cfg.critic_hidden and "critic_hidden" not in updates:
+        updates["critic_hidden"] = [400, 300]
     if not atari and "arch" not in explicit and not cfg.arch:
         updates["arch"] = "mlp"
     total = updates.get("total_steps", cfg.total_steps)
@@ -148,9 +182,10 @@ def _flag(name: str) -> str:
 
 # Options that count something and must be at least 1 / at least 0 (a loop step, an interval, an episode count).
 POSITIVE_INTS = ("timesteps", "eval_every", "checkpoint_every", "target_update", "train_freq", "gradient_steps",
-                 "eval_episodes", "final_eval_episodes")
+                 "eval_episodes", "final_eval_episodes", "policy_delay")
 NON_NEGATIVE_INTS = ("seed", "learning_starts", "eval_max_steps", "frac_bits")
 FRACTIONS = ("current_decay", "voltage_decay", "eps_start", "eps_end", "eval_epsilon")  # in [0, 1]
+NON_NEGATIVE_FLOATS = ("exploration_noise", "policy_noise", "noise_clip")
 POSITIVE_FLOATS = ("lr", "threshold", "tau_grad", "scale_grad", "max_grad_norm", "q_scale")
 
 
@@ -191,6 +226,15 @@ def validate(cfg: TrainConfig) -> None:
     for name in POSITIVE_FLOATS:
         if getattr(cfg, name) <= 0:
             raise UserError(f"{_flag(name)} {getattr(cfg, name)}: must be positive")
+    for name in NON_NEGATIVE_FLOATS:
+        if getattr(cfg, name) < 0:
+            raise UserError(f"{_flag(name)} {getattr(cfg, name)}: must not be negative")
+    if cfg.algo not in ("", "dqn", "td3"):
+        raise UserError(f"--algo {cfg.algo!r}: expected dqn or td3")
+    if cfg.algo == "td3" and atari:
+        raise UserError(f"--algo td3: {cfg.env_id} has discrete actions; TD3 needs a continuous (Box) action space (use --algo dqn)")
+    if not isinstance(cfg.critic_hidden, list) or not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in cfg.critic_hidden):
+        raise UserError(f"--critic-hidden {cfg.critic_hidden!r}: layer widths must be positive integers")
     if cfg.eps_fraction <= 0:
         raise UserError(f"--eps-fraction {cfg.eps_fraction}: must be positive")
     if cfg.lr_final < 0:
@@ -228,7 +272,8 @@ def _field_doc(cls: type) -> dict[str, str]:
 
 def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, set[str]]:
     docs = _field_doc(TrainConfig)
-    parser = ArgumentParser(prog="dsqn-train", description="Train a deep spiking Q-network (SLAYER-compatible CUBA-LIF, exact Loihi arithmetic) with DQN / Double DQN.",
+    parser = ArgumentParser(prog="dsqn-train", description="Train a spiking policy (SLAYER-compatible CUBA-LIF, exact Loihi arithmetic): a deep spiking "
+                                     "Q-network with DQN / Double DQN, or a spiking actor with TD3.",
                                      allow_abbrev=False)
     for f in fields(TrainConfig):
         name = "--" + f.name.replace("_", "-")
@@ -236,7 +281,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, set[str]]:
         help_ = f"{docs.get(f.name, '')} (default: {default})"
         if f.type in ("bool", bool):
             parser.add_argument(name, action=argparse.BooleanOptionalAction, default=default, help=help_)
-        elif f.name == "hidden":
+        elif f.name in ("hidden", "critic_hidden"):
             parser.add_argument(name, type=int, nargs="+", default=default, help=help_)
         elif f.name == "obs_scale":
             parser.add_argument(name, type=float, nargs="+", default=default, help=help_)

@@ -1,4 +1,7 @@
-"""Replay memories: encoded vectors for classic control, and a frame store for Atari.
+"""Replay memories: encoded vectors for classic control and MuJoCo, and a frame store for Atari.
+
+Both return a :class:`Batch` (named tensors): ``actions`` are int64 indices for discrete action spaces and
+float32 vectors (normalised to [-1, 1]) for Box action spaces.
 
 ``FrameReplay`` stores every 84x84 frame once as uint8 (1M transitions ~ 7.1 GB) and rebuilds the
 4-frame stacks on sampling, padding at episode starts with the reset frame exactly as gymnasium's
@@ -7,8 +10,79 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
+
+
+class Batch(NamedTuple):
+    obs: torch.Tensor
+    """(N, *input_shape) encoded payloads as float32."""
+    actions: torch.Tensor
+    """(N,) int64 action indices, or (N, A) float32 normalised continuous actions."""
+    rewards: torch.Tensor
+    """(N,) the (n-step) discounted return up to ``next_obs``."""
+    next_obs: torch.Tensor
+    dones: torch.Tensor
+    """(N,) 1.0 where the episode terminated at ``next_obs`` (no bootstrap), 0.0 otherwise (also when truncated)."""
+    discounts: torch.Tensor
+    """(N,) gamma ** n: multiplies the bootstrapped value of ``next_obs``."""
+
+    def to(self, device: torch.device) -> Batch:
+        return Batch(*(t.to(device) for t in self))
+
+
+class ReplayBuffer:
+    """Uniform replay of encoded observations (integer payloads, exactly what the network sees)."""
+
+    def __init__(self, capacity: int, obs_shape: tuple[int, ...], seed: int, action_shape: tuple[int, ...] = ()) -> None:
+        self.obs = np.zeros((capacity, *obs_shape), dtype=np.int16)
+        self.next_obs = np.zeros((capacity, *obs_shape), dtype=np.int16)
+        self.actions = np.zeros((capacity, *action_shape), dtype=np.float32 if action_shape else np.int64)
+        self.rewards = np.zeros(capacity, dtype=np.float32)
+        self.dones = np.zeros(capacity, dtype=np.float32)
+        self.discounts = np.zeros(capacity, dtype=np.float32)
+        self.capacity, self.pos, self.full = capacity, 0, False
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return self.capacity if self.full else self.pos
+
+    def add(self, obs: np.ndarray, action, reward: float, next_obs: np.ndarray, done: bool, discount: float) -> None:  # type: ignore[no-untyped-def]
+        """``reward`` is the (n-step) discounted return up to ``next_obs``; ``discount`` = gamma**n multiplies its value."""
+        i = self.pos
+        self.obs[i], self.next_obs[i], self.actions[i], self.rewards[i], self.dones[i] = obs, next_obs, action, reward, done
+        self.discounts[i] = discount
+        self.pos = (self.pos + 1) % self.capacity
+        self.full = self.full or self.pos == 0
+
+    def sample(self, n: int) -> Batch:
+        idx = self.rng.integers(0, len(self), n)
+        return Batch(
+            torch.from_numpy(self.obs[idx].astype(np.float32)),
+            torch.from_numpy(self.actions[idx]),
+            torch.from_numpy(self.rewards[idx]),
+            torch.from_numpy(self.next_obs[idx].astype(np.float32)),
+            torch.from_numpy(self.dones[idx]),
+            torch.from_numpy(self.discounts[idx]),
+        )
+
+    def state(self) -> dict:
+        n = len(self)
+        return {
+            "obs": torch.from_numpy(self.obs[:n].copy()), "next_obs": torch.from_numpy(self.next_obs[:n].copy()),
+            "actions": torch.from_numpy(self.actions[:n].copy()), "rewards": torch.from_numpy(self.rewards[:n].copy()),
+            "dones": torch.from_numpy(self.dones[:n].copy()), "discounts": torch.from_numpy(self.discounts[:n].copy()),
+            "pos": self.pos, "full": self.full,
+        }
+
+    def load(self, st: dict, gamma: float) -> None:
+        n = st["obs"].shape[0]
+        self.obs[:n], self.next_obs[:n] = st["obs"].numpy(), st["next_obs"].numpy()
+        self.actions[:n], self.rewards[:n], self.dones[:n] = st["actions"].numpy(), st["rewards"].numpy(), st["dones"].numpy()
+        self.discounts[:n] = st["discounts"].numpy() if "discounts" in st else gamma  # format-1 checkpoints were 1-step
+        self.pos, self.full = int(st["pos"]), bool(st["full"])
 
 
 class FrameReplay:
@@ -53,7 +127,7 @@ class FrameReplay:
         idx = np.maximum(idx, self.start[j % self.cap][:, None])
         return self.frames[idx % self.cap]
 
-    def sample(self, n: int) -> tuple[torch.Tensor, ...]:
+    def sample(self, n: int) -> Batch:
         oldest = max(0, self.next_abs - self.cap)
         out: list[int] = []
         while len(out) < n:
@@ -63,7 +137,7 @@ class FrameReplay:
             out.extend(j[ok].tolist())
         j = np.asarray(out[:n], dtype=np.int64)
         i = j % self.cap
-        return (
+        return Batch(
             torch.from_numpy(self.stack_at(j - 1).astype(np.float32)),
             torch.from_numpy(self.actions[i]),
             torch.from_numpy(self.rewards[i]),
