@@ -1,7 +1,11 @@
-"""Render a deployment report (the JSON of dsqn-deploy) as one self-contained HTML page of SVG plots.
+"""Render a deployment report (the JSON of dsqn-deploy) as one self-contained HTML page of matplotlib figures.
 
-No scripts, no external files: the page opens anywhere and the plots can be copied into a paper.
-``dsqn-report report.json [-o page.html]`` renders a saved report; ``dsqn-deploy --html`` writes both.
+The page inlines every figure as SVG (no scripts, no external files: it opens anywhere) and links the same figure
+saved beside it as SVG, PDF and PNG (``<page>_figures/``), ready for a paper. Style, palette and units come from
+``dsqn.figures``; every axis is linear unless its label says "log scale".
+
+``dsqn-report report.json [-o page.html]`` renders a saved report; ``dsqn-deploy --html`` writes both;
+``dsqn-report RUN_DIR`` (or ``metrics.csv``, or ``--curves PATH``) draws a training run's curves instead.
 """
 
 from __future__ import annotations
@@ -10,113 +14,312 @@ import html
 import json
 from pathlib import Path
 
-from dsqn.errors import ArgumentParser, UserError, cli_entry
-from dsqn.fileio import atomic_write_text, check_input_file, check_output_file
+from matplotlib.axes import Axes
+from matplotlib.container import BarContainer
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-COLORS = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1"]
+from dsqn import figures as F
+from dsqn.errors import ArgumentParser, UserError, cli_entry
+from dsqn.fileio import atomic_write_text, check_input_file, check_output_dir, check_output_file
+
+from .energy import PROFILES
+
+FIGURE_ORDER = ("activity", "synops", "energy", "ann", "raster", "score", "latency")
 
 
 def _esc(x: object) -> str:
     return html.escape(str(x))
 
 
-def bar_chart(chart_id: str, title: str, labels: list[str], series: dict[str, list[float]], unit: str,
-              log: bool = False, stacked: bool = False) -> str:
-    """Grouped or stacked vertical bars as inline SVG."""
-    import math
-
-    w, h, left, bottom, top = 640, 300, 70, 60, 30
-    n = len(labels)
-    names = list(series)
-    totals = [sum(series[s][i] for s in names) for i in range(n)] if stacked else [max(series[s][i] for s in names) for i in range(n)]
-    vmax = max(totals + [1e-12])
-    vmin = min([v for s in names for v in series[s] if v > 0] + [vmax]) if log else 0.0
-
-    def y(v: float) -> float:
-        if log:
-            lo, hi = math.log10(max(vmin, 1e-12)) - 0.3, math.log10(vmax) + 0.1
-            return top + (h - top - bottom) * (1 - (math.log10(max(v, 10 ** lo)) - lo) / (hi - lo))
-        return top + (h - top - bottom) * (1 - v / (vmax * 1.1))
-
-    out = [f'<svg id="{chart_id}" class="chart" width="{w}" height="{h}" viewBox="0 0 {w} {h}" xmlns="http://www.w3.org/2000/svg">',
-           f'<text x="{w / 2}" y="18" text-anchor="middle" font-weight="bold">{_esc(title)}</text>',
-           f'<line x1="{left}" y1="{h - bottom}" x2="{w - 10}" y2="{h - bottom}" stroke="#333"/>',
-           f'<line x1="{left}" y1="{top}" x2="{left}" y2="{h - bottom}" stroke="#333"/>',
-           f'<text x="14" y="{(h - bottom + top) / 2}" transform="rotate(-90 14 {(h - bottom + top) / 2})" text-anchor="middle">{_esc(unit)}</text>']
-    for frac in (0.0, 0.5, 1.0):
-        v = vmax * frac if not log else vmin * (vmax / vmin) ** frac
-        out.append(f'<text x="{left - 4}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="10">{v:.3g}</text>')
-    slot = (w - left - 20) / max(1, n)
-    bw = slot * 0.7 / (1 if stacked else len(names))
-    for i, lab in enumerate(labels):
-        x0 = left + 10 + i * slot
-        base = 0.0
-        for k, s in enumerate(names):
-            v = series[s][i]
-            if stacked:
-                y1, y0 = y(base + v), y(base)
-                x = x0
-                base += v
-            else:
-                y1, y0 = y(v), float(h - bottom)
-                x = x0 + k * bw
-            out.append(f'<rect class="bar" x="{x:.1f}" y="{y1:.1f}" width="{bw:.1f}" height="{max(0.0, y0 - y1):.1f}" '
-                       f'fill="{COLORS[k % len(COLORS)]}"><title>{_esc(s)} {_esc(lab)}: {v:.4g} {_esc(unit)}</title></rect>')
-        out.append(f'<text x="{x0 + slot * 0.35:.1f}" y="{h - bottom + 14}" text-anchor="middle" font-size="11">{_esc(lab)}</text>')
-    for k, s in enumerate(names):
-        out.append(f'<rect x="{left + 10 + k * 150}" y="{h - 22}" width="10" height="10" fill="{COLORS[k % len(COLORS)]}"/>'
-                   f'<text x="{left + 24 + k * 150}" y="{h - 13}" font-size="11">{_esc(s)}</text>')
-    out.append("</svg>")
-    return "".join(out)
+def _status(profile: dict) -> str:
+    """The profile's status; reports of format_version 1 written before it had one: the built-in profile's own, else
+    what their ``estimate`` flag says."""
+    if profile.get("status"):
+        return profile["status"]
+    if profile.get("name") in PROFILES:
+        return PROFILES[profile["name"]].status
+    return "estimate" if profile.get("estimate") else "published"
 
 
-def raster_chart(chart_id: str, raster: list[list[list[int]]], timesteps: int, names: list[str], max_neurons: int) -> str:
-    w, row_h, left = 640, 90, 90
-    h = 30 + row_h * max(1, len(raster))
-    out = [f'<svg id="{chart_id}" class="chart" width="{w}" height="{h}" viewBox="0 0 {w} {h}" xmlns="http://www.w3.org/2000/svg">',
-           f'<text x="{w / 2}" y="18" text-anchor="middle" font-weight="bold">Spike raster of one inference '
-           f'(first {max_neurons} neurons per layer, T = {timesteps})</text>']
-    dx = (w - left - 10) / max(1, timesteps)
-    for li, pairs in enumerate(raster):
-        y0 = 28 + li * row_h
-        out.append(f'<text x="4" y="{y0 + row_h / 2}" font-size="11">{_esc(names[li] if li < len(names) else li)}</text>')
-        out.append(f'<rect x="{left}" y="{y0}" width="{w - left - 10}" height="{row_h - 8}" fill="none" stroke="#bbb"/>')
-        dy = (row_h - 8) / max_neurons
-        for neuron, t in pairs:
-            out.append(f'<rect class="spike" x="{left + t * dx:.1f}" y="{y0 + neuron * dy:.1f}" width="{max(1.0, dx * 0.8):.1f}" '
-                       f'height="{max(1.0, dy * 0.8):.1f}" fill="#222"/>')
-    out.append("</svg>")
-    return "".join(out)
+def _layer_energy_pj(layer: dict, profile: dict) -> dict[str, float]:
+    """A layer's energy per inference from its counts under ``profile`` (the arithmetic of hw_sim.energy)."""
+    synops, updates, spikes = (F.finite(layer[k], f"layer {layer.get('name')} {k}") for k in ("synops", "neuron_updates", "spikes"))
+    return {"synops": synops * profile["synop_pj"],
+            "neuron_updates": spikes * profile["neuron_update_active_pj"] + (updates - spikes) * profile["neuron_update_inactive_pj"],
+            "spikes": spikes * profile["spike_pj"]}
 
 
-def render(report: dict) -> str:
+def profile_energies(energy: dict) -> list[dict]:
+    """The energy per layer under the report's profile (its own numbers) and under every other built-in profile
+    (recomputed from the same counts): [{name, status, source, recomputed, layers: [{synops, neuron_updates, spikes}]}]."""
+    prof = energy["profile"]
+    out = [{"name": prof["name"], "status": _status(prof), "source": prof.get("source", ""), "recomputed": False,
+            "layers": [{k: F.finite(x["energy_pj"][k], f"layer {x.get('name')} energy_pj.{k}")
+                        for k in ("synops", "neuron_updates", "spikes")} for x in energy["layers"]]}]
+    seen = {prof["name"]}
+    for p in dict.fromkeys(PROFILES.values()):  # one entry per profile (aliases dropped)
+        if p.name in seen:
+            continue
+        seen.add(p.name)
+        d = {"synop_pj": p.synop_pj, "neuron_update_active_pj": p.neuron_update_active_pj,
+             "neuron_update_inactive_pj": p.neuron_update_inactive_pj, "spike_pj": p.spike_pj}
+        out.append({"name": p.name, "status": p.status, "source": p.source, "recomputed": True,
+                    "layers": [_layer_energy_pj(x, d) for x in energy["layers"]]})
+    return out
+
+
+def ann_bars(energy: dict) -> list[tuple[str, float, str]]:
+    """(label, nJ per inference, colour key) of the SNN-versus-ANN figure, top to bottom."""
+    ann = energy["ann"]
+    mem = ann.get("with_memory")
+    bars = [(f"SNN, {p['name']} [{p['status']}]",
+             F.nj(sum(sum(x.values()) for x in p["layers"])) if p["recomputed"]
+             else F.nj(F.finite(energy["snn_energy_per_inference_pj"], "snn_energy_per_inference_pj")), "snn")
+            for p in profile_energies(energy)]
+    bars += [("ANN fp32 (MACs)", F.nj(F.finite(ann["fp32_energy_pj"], "ann.fp32_energy_pj")), "ann_fp32"),
+             ("ANN int8 (MACs)", F.nj(F.finite(ann["int8_energy_pj"], "ann.int8_energy_pj")), "ann_int8")]
+    if mem:
+        bars += [("ANN fp32 (MACs + memory)", F.nj(F.finite(mem["fp32"]["energy_pj"], "with_memory.fp32")), "ann_fp32"),
+                 ("ANN int8 (MACs + memory)", F.nj(F.finite(mem["int8"]["energy_pj"], "with_memory.int8")), "ann_int8")]
+    return bars
+
+
+def _bar_labels(ax: Axes, bars: BarContainer, fmt: str) -> None:
+    ax.bar_label(bars, labels=[fmt.format(v) for v in bars.datavalues], padding=2, fontsize=F.FONT_SIZE - 1)
+
+
+def activity_figure(layers: list[dict], names: list[str], T: int) -> Figure:
+    rates = [F.finite(x["spikes"], f"layer {x.get('name')} spikes") / max(1, int(x.get("n_neurons") or 1) * T) for x in layers]
+    per_step = [x.get("spikes_per_step") for x in layers]
+    has_steps = all(isinstance(s, list) and s for s in per_step)
+    with F.style():
+        fig = F.new_figure(2.8)
+        axes = fig.subplots(1, 2, width_ratios=[1, 1.4]) if has_steps else [fig.subplots(1, 1)]
+        ax = axes[0]
+        bars = ax.bar(names, rates, color=F.COLORS["snn"], width=0.6, gid="rates")
+        _bar_labels(ax, bars, "{:.3f}")
+        ax.set_ylabel("spikes per neuron per timestep")
+        ax.set_title("Spike rate per layer")
+        ax.set_ylim(0, max(rates + [1e-3]) * 1.2)
+        if has_steps:
+            ax = axes[1]
+            for i, (x, steps) in enumerate(zip(layers, per_step)):
+                n = max(1, int(x.get("n_neurons") or 1))
+                if any(steps):
+                    ax.plot(range(len(steps)), [F.finite(s, "spikes_per_step") / n for s in steps], marker="o", markersize=3,
+                            color=F.PALETTE[i % len(F.PALETTE)], label=names[i])
+            ax.set_xlabel("timestep within the layer's window")
+            ax.set_ylabel("spikes per neuron")
+            ax.set_title("Spike rate per timestep")
+            ax.set_ylim(bottom=0)
+            ax.legend()
+    return fig
+
+
+def synops_figure(layers: list[dict], names: list[str]) -> Figure:
+    with F.style():
+        fig = F.new_figure(2.6)
+        for ax, key, title, color in zip(fig.subplots(1, 2), ("in_events", "synops"),
+                                         ("Input events per inference", "Synaptic operations per inference"),
+                                         (F.COLORS["events"], F.COLORS["synops"])):
+            values = [F.finite(x[key], f"layer {x.get('name')} {key}") for x in layers]
+            bars = ax.bar(names, values, color=color, width=0.6, gid=key)
+            _bar_labels(ax, bars, "{:,.0f}")
+            ax.set_ylim(0, max(values + [1.0]) * 1.18)
+            ax.set_ylabel("per inference")
+            ax.set_title(title)
+    return fig
+
+
+def energy_figure(energy: dict, names: list[str]) -> Figure:
+    """Stacked energy per layer (synaptic ops, neuron updates, spikes), one panel per profile, one linear nJ axis."""
+    profiles = profile_energies(energy)
+    with F.style():
+        fig = F.new_figure(3.0)
+        axes = fig.subplots(1, len(profiles), sharey=True, squeeze=False)[0]
+        for ax, prof in zip(axes, profiles):
+            base = [0.0] * len(names)
+            for part, label in (("synops", "synaptic ops"), ("neuron_updates", "neuron updates"), ("spikes", "spikes")):
+                values = [F.nj(x[part]) for x in prof["layers"]]
+                ax.bar(names, values, bottom=base, color=F.COLORS[part], width=0.6, label=label, gid=f"{prof['name']}-{part}")
+                base = [b + v for b, v in zip(base, values)]
+            for i, total in enumerate(base):
+                ax.annotate(f"{total:.1f}", (i, total), textcoords="offset points", xytext=(0, 2), ha="center",
+                            fontsize=F.FONT_SIZE - 1)
+            ax.set_title(f"{prof['name']}\n[{prof['status']}]" + (", recomputed" if prof["recomputed"] else ""),
+                         fontsize=F.FONT_SIZE)
+            ax.tick_params(axis="x", labelrotation=20 if len(names) > 4 else 0)
+        axes[0].set_ylabel(f"energy per inference ({F.ENERGY_UNIT})")
+        highest = max(F.nj(sum(x.values())) for prof in profiles for x in prof["layers"])
+        axes[0].set_ylim(0, max(highest, 1e-9) * 1.15)
+        axes[-1].legend(loc="upper right")
+        fig.suptitle("Energy per inference by layer, under each energy profile")
+    return fig
+
+
+def ann_figure(energy: dict) -> Figure:
+    """The spiking network's energy per inference beside the ANN of the same shape: horizontal bars on a linear nJ
+    axis, each bar labelled with its value and the ratio SNN / bar."""
+    bars = ann_bars(energy)
+    snn = bars[0][1]
+    with F.style():
+        fig = F.new_figure(0.45 * len(bars) + 1.0)
+        ax = fig.subplots(1, 1)
+        labels = [b[0] for b in bars][::-1]
+        values = [b[1] for b in bars][::-1]
+        container = ax.barh(labels, values, color=[F.COLORS[b[2]] for b in bars][::-1], height=0.6, gid="energy_bars")
+        for patch, (label, _, _) in zip(container.patches, bars[::-1]):
+            if "memory" in label:
+                patch.set_hatch("///")
+                patch.set_edgecolor("white")
+        texts = [f"{v:.1f} nJ" if v >= 1 else f"{v:.2f} nJ" for v in values]
+        texts = [t if lab.startswith("SNN") or v <= 0 else f"{t}   (SNN / this = {snn / v:.1f}×)"
+                 for t, lab, v in zip(texts, labels, values)]
+        ax.bar_label(container, labels=texts, padding=3, fontsize=F.FONT_SIZE - 1)
+        ax.set_xlim(0, max(values + [1e-9]) * 1.6)
+        ax.set_xlabel(f"energy per inference ({F.ENERGY_UNIT}, linear)")
+        ax.grid(axis="y", visible=False)
+        ax.grid(axis="x", visible=True)
+        fig.suptitle("Spiking network versus an ANN of the same shape: energy per inference")
+    return fig
+
+
+def raster_figure(raster: list, T: int, names: list[str], max_neurons: int) -> Figure:
+    rows = max(1, len(raster))
+    with F.style():
+        fig = F.new_figure(0.35 + 1.15 * rows)
+        axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
+        for li, ax in enumerate(axes):
+            pairs = raster[li] if li < len(raster) else []
+            neurons = [int(F.finite(p[0], "raster neuron")) for p in pairs]
+            steps = [int(F.finite(p[1], "raster timestep")) for p in pairs]
+            ax.scatter(steps, neurons, marker="|", s=30, linewidths=1.2, color=F.COLORS["spike_raster"], gid=f"spikes-L{li}")
+            name = names[li] if li < len(names) else f"L{li}"
+            ax.set_ylabel(f"{name}\nneuron", fontsize=F.FONT_SIZE - 1)
+            ax.set_ylim(-1, max_neurons)
+            if not pairs:
+                ax.text(0.5, 0.5, "no spikes" + (" (non-spiking readout)" if li == len(names) - 1 else ""), transform=ax.transAxes,
+                        ha="center", va="center", color=F.COLORS["faint"])
+        axes[-1].set_xlim(-0.5, T - 0.5)
+        axes[-1].set_xlabel("timestep within the layer's window")
+        axes[0].set_title(f"Spike raster of one inference (first {max_neurons} neurons per layer, T = {T})")
+    return fig
+
+
+def score_figure(report: dict) -> Figure:
+    eps = report["episodes"]
+    returns = [F.finite(r, "episode return") for r in eps["returns"]]
+    mean = F.finite(eps["mean_return"], "mean_return")
+    with F.style():
+        fig = F.new_figure(2.4)
+        ax = fig.subplots(1, 1)
+        ax.bar(range(len(returns)), returns, color=F.COLORS["eval"], width=0.7, gid="returns")
+        ax.axhline(mean, color="black", linestyle="--", linewidth=1,
+                   label=f"mean {mean:.1f} ± {F.finite(eps['std_return'], 'std_return'):.1f} ({report.get('backend')})")
+        train = (report.get("train_final_eval") or {}).get("mean")
+        if isinstance(train, (int, float)):
+            ax.axhline(train, color=F.COLORS["final"], linestyle=":", linewidth=1.4, label=f"training's final evaluation {train:.1f}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("episode")
+        ax.set_ylabel("return")
+        ax.set_title("Score: return per episode")
+        ax.legend(loc="lower right")
+    return fig
+
+
+def latency_figure(lat: dict, names: list[str]) -> Figure:
+    """Each layer's window on the inference (steps i + 1 .. T + i, dsqn.timing.window) and the next inference's."""
+    T, depth, steps = int(lat["timesteps"]), int(lat["pipeline_depth"]), int(lat["steps_per_inference"])
+    every = int(lat.get("new_inference_every_steps") or T)
+    with F.style():
+        fig = F.new_figure(1.2 + 0.32 * depth)
+        ax = fig.subplots(1, 1)
+        labels = [names[i] if i < len(names) else f"L{i}" for i in range(depth)]
+        for k, (alpha, lab) in enumerate(((1.0, "this inference"), (0.35, "the next one"))):
+            ax.barh(labels, [T] * depth, left=[k * every + i + 1 for i in range(depth)], color=F.COLORS["snn"], alpha=alpha,
+                    height=0.6, label=lab, gid=f"windows-{k}")
+        ax.axvline(steps, color="black", linestyle="--", linewidth=1, label=f"last layer done: T + L = {T} + {depth} = {steps}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.invert_yaxis()
+        ax.set_xlim(0, every + steps + 1)
+        ax.set_xlabel("timestep from presenting the observation")
+        ax.grid(axis="y", visible=False)
+        ax.grid(axis="x", visible=True)
+        ax.set_title(f"Latency: {steps} timesteps per inference, a new inference every {every}")
+        fig.legend(loc="outside lower center", ncols=3)
+    return fig
+
+
+
+def report_figures(report: dict) -> dict[str, Figure]:
+    """Every figure of the page, by name (the page's element ids). Bad or missing fields: UserError."""
     try:
         energy = report["energy"]
         layers = energy["layers"]
-        names = [layer["name"] for layer in layers]
+        names = [str(layer["name"]) for layer in layers]
+        _ = energy["ann"], report["episodes"]["returns"]  # the ANN figure and the score need them
+    except (KeyError, TypeError) as exc:
+        raise UserError(f"report is missing {exc}") from None
+    T = int(report.get("timesteps") or 1)
+    raster = report.get("raster") or {}
+    figs = {
+        "activity": activity_figure(layers, names, T),
+        "synops": synops_figure(layers, names),
+        "energy": energy_figure(energy, names),
+        "ann": ann_figure(energy),
+        "raster": raster_figure(raster.get("layers") or [], T, names, int(raster.get("max_neurons", 64))),
+        "score": score_figure(report),
+    }
+    lat = energy.get("latency") or {}
+    if lat.get("steps_per_inference"):
+        figs["latency"] = latency_figure(lat, names)
+    return figs
+
+
+def _captions(report: dict) -> dict[str, str]:
+    energy = report["energy"]
+    profiles = profile_energies(energy)
+    lat = energy.get("latency") or {}
+    return {
+        "activity": "Per-layer activity: spikes per neuron and timestep, averaged over every inference of the run.",
+        "synops": "Input events reaching each layer and the synaptic operations they cause (events × fan-out), per inference.",
+        "energy": "Energy per inference by layer under each profile: "
+                  + "; ".join(f"<b>{_esc(p['name'])}</b> [status: {_esc(p['status'])}]"
+                              + (" (recomputed from this run's counts)" if p["recomputed"] else " (this report's profile)")
+                              + f": {_esc(p['source'].rstrip('. '))}" for p in profiles) + ".",
+        "ann": "Linear axis: bar lengths compare as the energies do. The ANN of the same shape is priced at Horowitz (ISSCC 2014): "
+               "MACs only, and MACs plus memory traffic (hatched; ANN fp32 (MACs + memory), ANN int8 (MACs + memory)). "
+               f"SNN / this: the SNN under the report's profile ({_esc(energy['profile']['name'])}, top bar) divided by the bar; "
+               "the other SNN bars are recomputed from this run's counts under the other built-in profiles.",
+        "raster": "Spikes of the first inference; each layer over its own T-step window.",
+        "score": "Return of each episode of this deployment.",
+        "latency": (f"Each layer works on an inference from step i + 1 to step T + i (one step of synaptic delay per layer). "
+                    f"Time per timestep: {_esc(lat.get('time_source'))}." if lat else ""),
+    }
+
+
+def render_page(report: dict, svgs: dict[str, bytes], figure_dir: str | None = None) -> str:
+    """The HTML page around already rendered SVG figures; ``figure_dir`` (relative to the page) adds download links."""
+    try:
+        energy = report["energy"]
+        layers = energy["layers"]
         ann = energy["ann"]
         eps = report["episodes"]
     except (KeyError, TypeError) as exc:
         raise UserError(f"report is missing {exc}") from None
-    T = int(report.get("timesteps", 1))
+    T = int(report.get("timesteps") or 1)
     mem = ann.get("with_memory")
-    status = energy["profile"].get("status") or ("estimate" if energy["profile"].get("estimate") else "published")
+    status = _status(energy["profile"])
     lat = energy.get("latency") or {}
-    rates = [layer["spikes"] / max(1, (layer.get("n_neurons") or 1) * T) for layer in layers]
-    charts = [
-        bar_chart("activity", "Activity per layer: spike rate per neuron and timestep", names, {"spike rate": rates}, "spikes / neuron / step"),
-        bar_chart("synops", "Synaptic operations and events per inference", names,
-                  {"synaptic ops": [x["synops"] for x in layers], "input events": [x["in_events"] for x in layers]}, "per inference", log=True),
-        bar_chart("energy", f"Energy per inference by layer ({energy['profile']['name']})", names,
-                  {k: [x["energy_pj"][k] / 1e3 for x in layers] for k in ("synops", "neuron_updates", "spikes")}, "nJ", stacked=True),
-        bar_chart("ann", "Spiking network versus an ANN of the same shape", ["energy per inference"],
-                  {f"SNN ({energy['profile']['name']})": [energy["snn_energy_per_inference_pj"] / 1e3],
-                   "ANN fp32 (MACs)": [ann["fp32_energy_pj"] / 1e3], "ANN int8 (MACs)": [ann["int8_energy_pj"] / 1e3],
-                   **({"ANN fp32 (MACs + memory)": [mem["fp32"]["energy_pj"] / 1e3],
-                       "ANN int8 (MACs + memory)": [mem["int8"]["energy_pj"] / 1e3]} if mem else {})}, "nJ", log=True),
-        raster_chart("raster", report.get("raster", {}).get("layers", []), T, names, int(report.get("raster", {}).get("max_neurons", 64))),
-        bar_chart("score", "Score: return per episode", [str(i) for i in range(len(eps["returns"]))], {"return": eps["returns"]}, "return"),
-    ]
+    captions = _captions(report)
+    blocks = []
+    for name in FIGURE_ORDER:
+        if name not in svgs:
+            continue
+        links = (" " + " ".join(f'<a href="{_esc(figure_dir)}/{name}.{fmt}">{fmt.upper()}</a>' for fmt in F.FORMATS)
+                 if figure_dir is not None else "")
+        blocks.append(f'<figure id="fig-{name}">{F.inline_svg(svgs[name], name)}<figcaption>{captions[name]}{links}</figcaption></figure>')
     rows = "".join(
         f"<tr><td>{_esc(x['name'])}</td><td>{x['in_events']:.1f}</td><td>{x['synops']:.1f}</td><td>{x['neuron_updates']:.0f}</td>"
         f"<td>{x['spikes']:.1f}</td><td>{x['energy_pj']['total'] / 1e3:.3f}</td><td>{x['ann_macs']}</td></tr>" for x in layers)
@@ -130,7 +333,9 @@ def render(report: dict) -> str:
                 + "." if lat.get("steps_per_inference") else "")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>DSQN energy report: {_esc(report.get('env_id'))}</title>
-<style>body{{font-family:sans-serif;max-width:980px;margin:auto}} .chart{{display:block;margin:18px 0;border:1px solid #eee}}
+<style>body{{font-family:"DejaVu Sans",Arial,sans-serif;max-width:980px;margin:auto;padding:0 12px;line-height:1.4}}
+svg.chart{{display:block;width:100%;height:auto;margin:0 auto}} figure{{margin:22px 0;border-top:1px solid #ddd;padding-top:8px}}
+figcaption{{font-size:0.85em;color:#333;margin-top:4px}} figcaption a{{margin-left:6px}}
 table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><body>
 <h1>{_esc(report.get('env_id'))}: energy per inference and score</h1>
 <p id="summary">Backend <b>{_esc(report.get('backend'))}</b>, T = {T}, model {_esc(report.get('model', {}).get('path'))}
@@ -139,25 +344,42 @@ table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:3px 8px;t
 per inference{est} versus {ann['fp32_energy_pj'] / 1e3:.2f} nJ (fp32) / {ann['int8_energy_pj'] / 1e3:.2f} nJ (int8) for an ANN
 of the same shape counting MACs only{mem_text}: ratio SNN/ANN-fp32 = {energy['ratio_snn_over_ann_fp32']:.2f}x (MACs only).{lat_text}</p>
 <table id="layers"><tr><th>layer</th><th>input events</th><th>synaptic ops</th><th>neuron updates</th><th>spikes</th><th>energy nJ</th><th>ANN MACs</th></tr>{rows}</table>
-{''.join(charts)}
+{''.join(blocks)}
 <p>Sources: [{_esc(status)}] {_esc(energy['profile']['source'])}. {_esc(ann['source'])}. {_esc(energy['profile'].get('note', ''))}
 {_esc(mem['source'] + '; assumptions: ' + mem['assumptions']) if mem else ''}</p>
 </body></html>
 """
 
 
-def write_html(report: dict, path: Path) -> None:
-    atomic_write_text(path, render(report))
+def render(report: dict) -> str:
+    """The page with its figures inlined (nothing written)."""
+    svgs = {name: F.render_figure(fig, name, formats=("svg",))["svg"] for name, fig in report_figures(report).items()}
+    return render_page(report, svgs)
 
 
-@cli_entry("dsqn-report")
-def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(prog="dsqn-report", description="Render a dsqn-deploy report JSON as a self-contained HTML page.")
-    parser.add_argument("report", help="report JSON written by dsqn-deploy")
-    parser.add_argument("-o", "--out", default="", help="HTML path (default: the report path with .html)")
-    args = parser.parse_args(argv)
-    src = check_input_file(args.report)
-    out = check_output_file(Path(args.out) if args.out else src.with_suffix(".html"), [src], "HTML page")
+def figure_dir_for(page: Path) -> Path:
+    """Where the page's figures are saved: ``<page stem>_figures/`` beside it."""
+    return page.with_name(f"{page.stem}_figures")
+
+
+def write_html(report: dict, path: Path, figure_dir: Path | None = None, inputs: tuple[Path, ...] = ()) -> dict[str, dict[str, Path]]:
+    """Save every figure as SVG/PDF/PNG in ``figure_dir`` (default: beside the page) and the page inlining the SVGs.
+    Returns the figure paths by name and format."""
+    path = Path(path)
+    figure_dir = Path(figure_dir) if figure_dir is not None else figure_dir_for(path)
+    saved, svgs = {}, {}
+    for name, fig in report_figures(report).items():
+        saved[name] = F.save_figure(fig, figure_dir, name, inputs=[*inputs, path])
+        svgs[name] = saved[name]["svg"].read_bytes()
+    try:
+        rel = figure_dir.resolve().relative_to(path.resolve().parent).as_posix()
+    except ValueError:
+        rel = figure_dir.resolve().as_uri()
+    atomic_write_text(path, render_page(report, svgs, figure_dir=rel))
+    return saved
+
+
+def _read_report(src: Path) -> dict:
     try:
         report = json.loads(src.read_text())
     except (ValueError, UnicodeDecodeError):
@@ -166,12 +388,43 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"{src}: cannot read ({exc.strerror or exc.__class__.__name__})") from None
     if not isinstance(report, dict) or report.get("format") != "dsqn-report":
         raise UserError(f"{src}: not a dsqn-deploy report (format marker missing)")
+    return report
+
+
+def _curves(source: str, out: str) -> int:
+    metrics = F.metrics_path(source)
+    out_dir = check_output_dir(out) if out else metrics.parent
+    paths = F.training_curves(metrics, out_dir)
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+@cli_entry("dsqn-report")
+def main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(
+        prog="dsqn-report", allow_abbrev=False,
+        description="Render a dsqn-deploy report JSON as a self-contained HTML page (figures inlined, and saved beside it as "
+                    "SVG, PDF and PNG); or, given a run folder or its metrics.csv, draw the run's training curves.")
+    parser.add_argument("source", help="report JSON written by dsqn-deploy, or a training run folder / its metrics.csv")
+    parser.add_argument("-o", "--out", default="",
+                        help="report: the HTML path (default: the report path with .html); curves: the output folder "
+                             "(default: the run folder)")
+    parser.add_argument("--figures", default="", help="report: folder for the figure files (default: <page stem>_figures beside the page)")
+    parser.add_argument("--curves", action="store_true", help="draw training curves from SOURCE (implied by a folder or a .csv file)")
+    args = parser.parse_args(argv)
+    if args.curves or Path(args.source).is_dir() or args.source.endswith(".csv"):
+        return _curves(args.source, args.out)
+    src = check_input_file(args.source)
+    out = check_output_file(Path(args.out) if args.out else src.with_suffix(".html"), [src], "HTML page")
+    fig_dir = check_output_dir(args.figures) if args.figures else figure_dir_for(out)
+    if fig_dir.exists() and not fig_dir.is_dir():
+        raise UserError(f"{fig_dir}: exists and is not a folder (the page's figures go there)")
+    report = _read_report(src)
     try:
-        page = render(report)
+        saved = write_html(report, out, fig_dir, inputs=(src,))
     except UserError as exc:
         raise UserError(f"{src}: {exc}") from None
     except (TypeError, ValueError, KeyError, AttributeError, IndexError, ZeroDivisionError, OverflowError) as exc:
         raise UserError(f"{src}: malformed report ({exc.__class__.__name__}: {' '.join(str(exc).split())[:120]})") from None
-    atomic_write_text(out, page)
-    print(f"wrote {out}")
+    print(f"wrote {out} and {len(saved)} figures (SVG, PDF, PNG) in {fig_dir}")
     return 0
