@@ -1,0 +1,116 @@
+"""dsqn-sweep console script.
+
+    dsqn-sweep SPACE.yaml [--study NAME] [--storage URL] [--n-trials N] [--out DIR]   run a worker
+    dsqn-sweep report STUDY [--storage URL] [--out DIR]                              page + figures
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from dsqn.errors import ArgumentParser, UserError, cli_entry, stop_on_signals
+
+EPILOG = """Every worker started with the same space file and --storage runs trials of one study until it holds
+--n-trials finished (complete or pruned) trials, whichever worker ran them; run it again to resume. Default storage:
+an SQLite file in the output folder (one machine); for many machines give one RDB URL, e.g.
+--storage postgresql://user:pass@host:5432/sweeps, to every worker."""
+
+
+def _positive(name: str, val: int | float | None) -> None:
+    if val is not None and not val > 0:
+        raise UserError(f"{name} {val}: must be positive")
+
+
+def run_main(argv: list[str]) -> int:
+    p = ArgumentParser(prog="dsqn-sweep", description="Optuna sweep of dsqn-train options: final greedy return versus "
+                       "energy per inference (TPE sampler, median pruning on the periodic evaluations).",
+                       epilog=EPILOG, allow_abbrev=False)
+    p.add_argument("space", help="search space file (YAML or JSON): params over dsqn-train config fields, fixed options")
+    p.add_argument("--study", default="", help="study name (default: the space file's 'study', else its file name)")
+    p.add_argument("--storage", default="", help="RDB URL shared by the workers (default: sqlite:///<out>/study.db)")
+    p.add_argument("--n-trials", type=int, default=None,
+                   help="the study's budget of finished trials, across all workers (default: the space file's n_trials, else 30)")
+    p.add_argument("--out", default="", help="folder of this worker's trial runs (default: sweeps/<study>)")
+    p.add_argument("--seed", type=int, default=None, help="TPE sampler seed (default: random; give workers different seeds)")
+    p.add_argument("--heartbeat", type=int, default=10, help="seconds between a running trial's heartbeats (default: 10)")
+    p.add_argument("--grace", type=int, default=60,
+                   help="seconds without a heartbeat after which a trial counts as dead: failed and queued again (default: 60)")
+    p.add_argument("--poll", type=float, default=1.0, help="seconds between reads of a running trial's metrics (default: 1)")
+    p.add_argument("--max-failures", type=int, default=5, help="stop after this many failed trials in a row (default: 5)")
+    args = p.parse_args(argv)
+    for name in ("--n-trials", "--heartbeat", "--grace", "--poll", "--max-failures"):
+        _positive(name, getattr(args, name[2:].replace("-", "_")))
+    if args.grace <= args.heartbeat:
+        raise UserError(f"--grace {args.grace}: must exceed --heartbeat {args.heartbeat}")
+    from .space import load_space
+
+    space = load_space(args.space)  # every check of the space before any storage is opened
+    name = args.study or space.study or Path(args.space).stem
+    n_trials = args.n_trials or space.n_trials or 30
+    out_root = Path(args.out or Path("sweeps") / name)
+    from .study import default_storage, load_or_create, open_storage, shown_url, work
+
+    if not args.storage:
+        out_root.mkdir(parents=True, exist_ok=True)
+    url = args.storage or default_storage(out_root)
+    storage = open_storage(url, heartbeat=args.heartbeat, grace=args.grace)
+    study = load_or_create(storage, name, space, args.seed)
+    out_root.mkdir(parents=True, exist_ok=True)
+    print(f"dsqn-sweep: study {name!r} in {shown_url(url)}, budget {n_trials} trials, runs in {out_root}", flush=True)
+    with stop_on_signals():
+        ran = work(study, space, n_trials, out_root, poll_s=args.poll,
+                   log=lambda m: print(m, flush=True), max_failures=args.max_failures)
+    from optuna.trial import TrialState
+
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    pruned = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+    print(f"dsqn-sweep: this worker finished {ran} trials; the study has {len(complete)} complete and {len(pruned)} pruned "
+          f"(budget {n_trials})")
+    if complete:
+        print("Pareto front (return, nJ per inference):")
+        for t in sorted(study.best_trials, key=lambda t: t.values[1]):
+            print(f"  #{t.number}: {t.values[0]:.1f}, {t.values[1]:.2f} nJ   {t.user_attrs.get('command', '')}")
+    print(f"report: dsqn-sweep report {name}" + (f" --storage '{shown_url(url)}'" if args.storage else ""))
+    return 0
+
+
+def report_main(argv: list[str]) -> int:
+    p = ArgumentParser(prog="dsqn-sweep report", description="Pareto front, parameter importances and learning curves "
+                       "of a study, as index.html with PNG and SVG figures and report.json.", allow_abbrev=False)
+    p.add_argument("study", help="study name")
+    p.add_argument("--storage", default="", help="RDB URL (default: sqlite:///sweeps/<study>/study.db)")
+    p.add_argument("--out", default="", help="output folder (default: sweeps/<study>/report)")
+    p.add_argument("--top", type=int, default=8, help="learning curves of this many best trials (default: 8)")
+    args = p.parse_args(argv)
+    _positive("--top", args.top)
+    from .report import write_report
+    from .study import default_storage, load_existing, open_storage
+
+    url = args.storage or default_storage(Path("sweeps") / args.study)
+    study = load_existing(open_storage(url, create=False), args.study)
+    out = Path(args.out or Path("sweeps") / args.study / "report")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{out}: cannot create the report folder ({exc.strerror or exc.__class__.__name__})") from None
+    summary = write_report(study, out, args.top)
+    c = summary["counts"]
+    print(f"study {args.study!r}: {c['COMPLETE']} complete, {c['PRUNED']} pruned, {c['FAIL']} failed; "
+          f"Pareto front: {', '.join('#' + str(r['number']) for r in summary['pareto']) or 'empty'}")
+    print(f"wrote {out / 'index.html'} (+ {', '.join(summary['figures'])}, report.json)")
+    return 0
+
+
+@cli_entry("dsqn-sweep")
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "report":
+        return report_main(argv[1:])
+    if argv and argv[0] == "run":
+        argv = argv[1:]
+    return run_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
