@@ -163,9 +163,10 @@ _SVG_REF = re.compile(r'(url\(#|href="#)([^)"]+)')
 
 def inline_svg(svg: bytes, element_id: str) -> str:
     """An SVG file as an element for an HTML page: no XML prolog or DOCTYPE, its ids prefixed with ``element_id``
-    (unique within the page), the outer element carrying ``id=element_id`` and ``class="chart"``, scaled to the page."""
+    (unique within the page), no RDF metadata, the outer element carrying ``id=element_id`` and ``class="chart"``, scaled to the page."""
     text = svg.decode()
     text = text[text.index("<svg"):]
+    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.S)  # RDF about the file, not the figure
     text = _SVG_ID.sub(lambda m: f'id="{element_id}-{m[1]}"', text)
     text = _SVG_REF.sub(lambda m: f"{m[1]}{element_id}-{m[2]}", text)
     return text.replace("<svg ", f'<svg id="{element_id}" class="chart" role="img" ', 1)

@@ -42,7 +42,7 @@ def _status(profile: dict) -> str:
     return "estimate" if profile.get("estimate") else "published"
 
 
-def _layer_energy_pj(layer: dict, profile: dict) -> dict[str, float]:
+def layer_energy_pj(layer: dict, profile: dict) -> dict[str, float]:
     """A layer's energy per inference from its counts under ``profile`` (the arithmetic of hw_sim.energy)."""
     synops, updates, spikes = (F.finite(layer[k], f"layer {layer.get('name')} {k}") for k in ("synops", "neuron_updates", "spikes"))
     return {"synops": synops * profile["synop_pj"],
@@ -65,7 +65,7 @@ def profile_energies(energy: dict) -> list[dict]:
         d = {"synop_pj": p.synop_pj, "neuron_update_active_pj": p.neuron_update_active_pj,
              "neuron_update_inactive_pj": p.neuron_update_inactive_pj, "spike_pj": p.spike_pj}
         out.append({"name": p.name, "status": p.status, "source": p.source, "recomputed": True,
-                    "layers": [_layer_energy_pj(x, d) for x in energy["layers"]]})
+                    "layers": [layer_energy_pj(x, d) for x in energy["layers"]]})
     return out
 
 
@@ -97,7 +97,7 @@ def activity_figure(layers: list[dict], names: list[str], T: int) -> Figure:
         fig = F.new_figure(2.8)
         axes = fig.subplots(1, 2, width_ratios=[1, 1.4]) if has_steps else [fig.subplots(1, 1)]
         ax = axes[0]
-        bars = ax.bar(names, rates, color=F.COLORS["snn"], width=0.6, gid="rates")
+        bars = ax.bar(names, rates, color=F.COLORS["snn"], width=0.6)
         _bar_labels(ax, bars, "{:.3f}")
         ax.set_ylabel("spikes per neuron per timestep")
         ax.set_title("Spike rate per layer")
@@ -124,7 +124,7 @@ def synops_figure(layers: list[dict], names: list[str]) -> Figure:
                                          ("Input events per inference", "Synaptic operations per inference"),
                                          (F.COLORS["events"], F.COLORS["synops"])):
             values = [F.finite(x[key], f"layer {x.get('name')} {key}") for x in layers]
-            bars = ax.bar(names, values, color=color, width=0.6, gid=key)
+            bars = ax.bar(names, values, color=color, width=0.6)
             _bar_labels(ax, bars, "{:,.0f}")
             ax.set_ylim(0, max(values + [1.0]) * 1.18)
             ax.set_ylabel("per inference")
@@ -142,7 +142,7 @@ def energy_figure(energy: dict, names: list[str]) -> Figure:
             base = [0.0] * len(names)
             for part, label in (("synops", "synaptic ops"), ("neuron_updates", "neuron updates"), ("spikes", "spikes")):
                 values = [F.nj(x[part]) for x in prof["layers"]]
-                ax.bar(names, values, bottom=base, color=F.COLORS[part], width=0.6, label=label, gid=f"{prof['name']}-{part}")
+                ax.bar(names, values, bottom=base, color=F.COLORS[part], width=0.6, label=label)
                 base = [b + v for b, v in zip(base, values)]
             for i, total in enumerate(base):
                 ax.annotate(f"{total:.1f}", (i, total), textcoords="offset points", xytext=(0, 2), ha="center",
@@ -168,7 +168,7 @@ def ann_figure(energy: dict) -> Figure:
         ax = fig.subplots(1, 1)
         labels = [b[0] for b in bars][::-1]
         values = [b[1] for b in bars][::-1]
-        container = ax.barh(labels, values, color=[F.COLORS[b[2]] for b in bars][::-1], height=0.6, gid="energy_bars")
+        container = ax.barh(labels, values, color=[F.COLORS[b[2]] for b in bars][::-1], height=0.6)
         for patch, (label, _, _) in zip(container.patches, bars[::-1]):
             if "memory" in label:
                 patch.set_hatch("///")
@@ -214,7 +214,7 @@ def score_figure(report: dict) -> Figure:
     with F.style():
         fig = F.new_figure(2.4)
         ax = fig.subplots(1, 1)
-        ax.bar(range(len(returns)), returns, color=F.COLORS["eval"], width=0.7, gid="returns")
+        ax.bar(range(len(returns)), returns, color=F.COLORS["eval"], width=0.7)
         ax.axhline(mean, color="black", linestyle="--", linewidth=1,
                    label=f"mean {mean:.1f} ± {F.finite(eps['std_return'], 'std_return'):.1f} ({report.get('backend')})")
         train = (report.get("train_final_eval") or {}).get("mean")
@@ -238,7 +238,7 @@ def latency_figure(lat: dict, names: list[str]) -> Figure:
         labels = [names[i] if i < len(names) else f"L{i}" for i in range(depth)]
         for k, (alpha, lab) in enumerate(((1.0, "this inference"), (0.35, "the next one"))):
             ax.barh(labels, [T] * depth, left=[k * every + i + 1 for i in range(depth)], color=F.COLORS["snn"], alpha=alpha,
-                    height=0.6, label=lab, gid=f"windows-{k}")
+                    height=0.6, label=lab)
         ax.axvline(steps, color="black", linestyle="--", linewidth=1, label=f"last layer done: T + L = {T} + {depth} = {steps}")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.invert_yaxis()
@@ -334,7 +334,7 @@ def render_page(report: dict, svgs: dict[str, bytes], figure_dir: str | None = N
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>DSQN energy report: {_esc(report.get('env_id'))}</title>
 <style>body{{font-family:"DejaVu Sans",Arial,sans-serif;max-width:980px;margin:auto;padding:0 12px;line-height:1.4}}
-svg.chart{{display:block;width:100%;height:auto;margin:0 auto}} figure{{margin:22px 0;border-top:1px solid #ddd;padding-top:8px}}
+svg.chart{{display:block;width:100%;max-width:820px;height:auto;margin:0 auto}} figure{{margin:22px 0;border-top:1px solid #ddd;padding-top:8px}}
 figcaption{{font-size:0.85em;color:#333;margin-top:4px}} figcaption a{{margin-left:6px}}
 table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><body>
 <h1>{_esc(report.get('env_id'))}: energy per inference and score</h1>
