@@ -65,7 +65,17 @@ def _run(args) -> int:  # type: ignore[no-untyped-def]
 
     from .closed_loop import check_environment, make_policy, run_episodes
 
-    net = read_netfile(path, crash_safe=True)  # a damaged file from the user may crash libhdf5 itself
+    try:
+        net = read_netfile(path, crash_safe=True)  # a damaged file from the user may crash libhdf5 itself
+    except UserError:
+        from dsqn.export.nir_export import is_nir_file
+
+        if is_nir_file(path):  # the forked read above did not crash on it: safe to open here
+            raise UserError(f"{path} is a NIR graph, not a NetX file: run it with a NIR tool (snnTorch: "
+                            "snntorch.import_from_nir, Norse: norse.torch.from_nir; python -m dsqn.export.nir_check "
+                            "checks it against its checkpoint); dsqn-deploy runs NetX files from dsqn-export "
+                            "--format netx") from None
+        raise
     meta = net.meta
     profile = load_profile(args.profile)
     env_id = args.env or meta["env_id"]

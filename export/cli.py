@@ -1,4 +1,4 @@
-"""dsqn-export console script: model.pt -> model.net."""
+"""dsqn-export console script: model.pt -> model.net (NetX HDF5, the default) or model.nir (a NIR graph)."""
 
 from __future__ import annotations
 
@@ -9,22 +9,29 @@ from pathlib import Path
 from dsqn.errors import ArgumentParser, UserError, cli_entry
 from dsqn.fileio import check_input_file, check_output_file, remove_stale_temp_files, temp_path
 
+SUFFIX = {"netx": ".net", "nir": ".nir"}
+
 
 @cli_entry("dsqn-export")
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="dsqn-export", allow_abbrev=False,
-                            description="Export a dsqn-train checkpoint as a NetX HDF5 network for Lava / Loihi.")
+                            description="Export a dsqn-train checkpoint as a NetX HDF5 network for Lava / Loihi "
+                                        "(--format netx, the default) or as a NIR graph for snnTorch, Norse and "
+                                        "other NIR tools (--format nir).")
     parser.add_argument("checkpoint", help="model.pt written by dsqn-train")
-    parser.add_argument("-o", "--out", default="", help="output file (default: model.net beside the checkpoint)")
+    parser.add_argument("-o", "--out", default="", help="output file (default: model.net / model.nir beside the checkpoint)")
+    parser.add_argument("--format", choices=tuple(SUFFIX), default="netx",
+                        help="netx: NetX HDF5 for Lava / Loihi / dsqn-deploy (default); nir: a NIR graph (nir.write, HDF5)")
     args = parser.parse_args(argv)
 
     # Every path is checked before any work: the input exists and is a file, the output is not the input.
     src = check_input_file(args.checkpoint)
-    out = check_output_file(Path(args.out) if args.out else src.with_suffix(".net"), [src], "exported network")
+    out = check_output_file(Path(args.out) if args.out else src.with_suffix(SUFFIX[args.format]), [src],
+                            "exported network" if args.format == "netx" else "NIR graph")
 
     from dsqn.checkpoint import file_sha256, load_checkpoint, model_from_checkpoint
 
-    from .exporter import export_model, format_table, network_meta, verify_with_netx
+    from .exporter import network_meta
 
     ckpt = load_checkpoint(src)
     model, spec, encoder, config = model_from_checkpoint(ckpt, src)
@@ -33,33 +40,61 @@ def main(argv: list[str] | None = None) -> int:
     except (TypeError, ValueError):
         raise UserError(f"{src}: checkpoint entry 'final_eval_json' is not valid JSON") from None
     meta = network_meta(spec, encoder, config["env_id"], file_sha256(src), {"train_final_eval": final_eval})
-    # The network is written and checked under a temporary name and only then renamed over ``out``: a file that
-    # fails the check never replaces an earlier good export.
+    # The file is written and checked under a temporary name and only then renamed over ``out``: a file that
+    # fails the check never replaces an earlier good export, and no half-written file is left.
     remove_stale_temp_files(out.parent, [out.name])
     tmp = temp_path(out)
     try:
-        try:
-            rows = export_model(model, encoder, tmp, meta)
-        except UserError as exc:  # a failed write names the temporary file: name the output
-            raise UserError(str(exc).replace(str(tmp), str(out))) from None
-        except (ValueError, TypeError) as exc:
-            raise UserError(f"cannot export {src}: {' '.join(str(exc).split())[:200]}") from None
-        except OSError as exc:
-            raise UserError(f"{out}: cannot write ({exc.strerror or exc.__class__.__name__})") from None
-        try:
-            checked = verify_with_netx(tmp)
-        except UserError as exc:
-            raise UserError(str(exc).replace(str(tmp), str(out))) from None
+        writer = _write_netx if args.format == "netx" else _write_nir
+        lines = writer(model, spec, encoder, src, tmp, out, meta)
         try:
             os.replace(tmp, out)
         except OSError as exc:
             raise UserError(f"{out}: cannot write ({exc.strerror or exc.__class__.__name__})") from None
     finally:
         tmp.unlink(missing_ok=True)
-    print(format_table(rows))
-    ro = spec.readout
-    print(f"T={spec.timesteps} encoding={encoder.kind} (1 unit = {encoder.unit} payload, {encoder.payload_bits}-bit graded input) "
-          f"readout=v of layer {spec.n_layers - 1}, Q = {ro.scale:g} * v / {ro.divisor}")
-    print(f"wrote {out}; " + ("re-read with lava.lib.dl.netx.hdf5.Network: ok" if checked else
-                              "checked with dsqn's reader (stock netx not re-read: the lava extra is not installed)"))
+    print("\n".join(lines))
     return 0
+
+
+def _wrap_errors(fn, src: Path, tmp: Path, out: Path):  # type: ignore[no-untyped-def]
+    try:
+        return fn()
+    except UserError as exc:  # a failed write names the temporary file: name the output
+        raise UserError(str(exc).replace(str(tmp), str(out))) from None
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"cannot export {src}: {' '.join(str(exc).split())[:200]}") from None
+    except OSError as exc:
+        raise UserError(f"{out}: cannot write ({exc.strerror or exc.__class__.__name__})") from None
+
+
+def _write_netx(model, spec, encoder, src: Path, tmp: Path, out: Path, meta: dict) -> list[str]:  # type: ignore[no-untyped-def]
+    from .exporter import export_model, format_table, verify_with_netx
+
+    rows = _wrap_errors(lambda: export_model(model, encoder, tmp, meta), src, tmp, out)
+    try:
+        checked = verify_with_netx(tmp)
+    except UserError as exc:
+        raise UserError(str(exc).replace(str(tmp), str(out))) from None
+    ro = spec.readout
+    return [format_table(rows),
+            f"T={spec.timesteps} encoding={encoder.kind} (1 unit = {encoder.unit} payload, {encoder.payload_bits}-bit graded input) "
+            f"readout=v of layer {spec.n_layers - 1}, Q = {ro.scale:g} * v / {ro.divisor}",
+            f"wrote {out}; " + ("re-read with lava.lib.dl.netx.hdf5.Network: ok" if checked else
+                                "checked with dsqn's reader (stock netx not re-read: the lava extra is not installed)")]
+
+
+def _write_nir(model, spec, encoder, src: Path, tmp: Path, out: Path, meta: dict) -> list[str]:  # type: ignore[no-untyped-def]
+    from .nir_export import DT, READOUT_NODE, format_nodes, read_nir, write_nir
+
+    _wrap_errors(lambda: write_nir(model, encoder, tmp, meta), src, tmp, out)
+    try:
+        graph = read_nir(tmp)
+    except UserError as exc:
+        raise UserError(str(exc).replace(str(tmp), str(out))) from None
+    T, L = spec.timesteps, spec.n_layers
+    return [format_nodes(graph),
+            f"T={T} dt={DT:g} s, one step of delay per synapse (nir.Delay; without Delay support remove them and run "
+            f"{T - L} steps); encoding={encoder.kind} (integer payloads, encoder in the metadata); "
+            f"readout=v of {READOUT_NODE}, Q = {spec.readout.scale:g} * v / {T}",
+            f"wrote {out}; re-read with nir.read: ok"]
