@@ -25,7 +25,7 @@ from dsqn.deploy.cli import main as deploy_main
 from dsqn.export.cli import main as export_main
 from dsqn.hw_sim.report_html import main as report_main
 from dsqn.netfile import read_netfile
-from dsqn.train import dqn
+from dsqn.train import runner
 from dsqn.train.cli import main as train_main
 
 TINY = ["--env-id", "CartPole-v1", "--learning-starts", "100", "--eval-every", "100", "--checkpoint-every", "100",
@@ -219,20 +219,20 @@ def test_interrupted_run_resumes_its_own_budget_in_its_own_folder(tmp_path: Path
     a.mkdir()
     b.mkdir()
     monkeypatch.chdir(a)
-    real_evaluate = dqn.evaluate
+    real_evaluate = runner.evaluate
 
     def interrupted(*args, seed: int, **kw):  # type: ignore[no-untyped-def]
         if seed == 10_000_000 + 200:  # the greedy evaluation at step 200
             raise KeyboardInterrupt
         return real_evaluate(*args, seed=seed, **kw)
 
-    monkeypatch.setattr(dqn, "evaluate", interrupted)
+    monkeypatch.setattr(runner, "evaluate", interrupted)
     code, _, err, _ = call(train_main, [*TINY, "--total-steps", "300", "--out", "run"])  # a relative --out
     assert code == 130 and "interrupted" in err, err
     ckpt_path = a / "run" / "model.pt"
     ckpt = torch.load(ckpt_path, weights_only=True)
     assert ckpt["step"] == 100 and json.loads(ckpt["config_json"])["total_steps"] == 300
-    monkeypatch.setattr(dqn, "evaluate", real_evaluate)
+    monkeypatch.setattr(runner, "evaluate", real_evaluate)
     stale = a / "run" / f".model.pt.tmp{dead_pid()}"  # what a SIGKILL during torch.save leaves
     stale.write_bytes(b"half a checkpoint")
     live = a / "run" / f".model.pt.tmp{os.getppid()}"  # another live process's write in progress: not ours to delete
@@ -305,7 +305,13 @@ def test_resume_refusals_write_nothing(run, tmp_path: Path):
     (["--seed", "-1"], ["--seed -1"]),
     (["--obs-scale", "1", "0", "1", "1"], ["--obs-scale"]),
     (["--lr", "fast"], ["--lr", "invalid float value"]),
-    (["--env-id", "Pendulum-v1"], ["Pendulum-v1", "discrete action space", "TD3", "not available yet"]),
+    (["--env-id", "Pendulum-v1", "--algo", "dqn"], ["Pendulum-v1", "DQN needs a discrete action space", "--algo td3"]),
+    (["--env-id", "CartPole-v1", "--algo", "td3"], ["CartPole-v1", "TD3 needs a continuous (Box) action space", "--algo dqn"]),
+    (["--env-id", "Breakout", "--algo", "td3"], ["--algo td3", "TD3 needs a continuous"]),
+    (["--algo", "sac"], ["--algo 'sac'", "expected dqn or td3"]),
+    (["--env-id", "Pendulum-v1", "--policy-delay", "0"], ["--policy-delay 0", "at least 1"]),
+    (["--env-id", "Pendulum-v1", "--exploration-noise", "-0.1"], ["--exploration-noise -0.1", "must not be negative"]),
+    (["--env-id", "Pendulum-v1", "--critic-hidden", "0"], ["--critic-hidden", "positive"]),
     (["--env-id", "NoSuchEnv-v0"], ["NoSuchEnv-v0"]),
 ])
 def test_bad_training_options_are_one_line_errors_before_any_folder(tmp_path: Path, monkeypatch, args, needles):

@@ -7,7 +7,8 @@ import torch
 from dsqn.envs import make_env
 from dsqn.errors import UserError
 from dsqn.train.config import TrainConfig, resolve
-from dsqn.train.dqn import build, evaluate, greedy_action, update_target
+from dsqn.train.dqn import build, greedy_action, update_target
+from dsqn.train.runner import evaluate
 
 
 def _sequential_returns(model, encoder, env_id, episodes, seed, max_steps):
@@ -65,7 +66,7 @@ def test_eval_is_deterministic_for_a_seed():
 
 
 def test_n_step_returns_match_hand_computed_targets():
-    from dsqn.train.dqn import NStepReturns
+    from dsqn.train.runner import NStepReturns
 
     g = 0.9
     acc = NStepReturns(3, g)
@@ -126,7 +127,7 @@ def test_env_defaults_yield_to_explicit_values():
 def test_q_init_reward_starts_q_at_the_no_goal_fixed_point(tmp_path, q_init, expected):
     """Acrobot pays -1 per step: 'reward' starts Q at -1 / (1 - gamma) = -100 before the first update."""
     from dsqn.checkpoint import load_checkpoint
-    from dsqn.train.dqn import train
+    from dsqn.train.runner import train
 
     cfg = resolve(TrainConfig(env_id="Acrobot-v1", hidden=[8, 8], total_steps=130, learning_starts=100, q_init=q_init,
                               eval_every=10_000, eval_episodes=1, final_eval_episodes=1, eval_max_steps=3,

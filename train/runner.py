@@ -215,7 +215,8 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> Path:
     device = pick_device(cfg.device)
     algo = make_algorithm(cfg, device)  # bad parameters and environments fail here, before anything is written
     model, spec, encoder = algo.model, algo.spec, algo.encoder
-    run_dir = Path(cfg.out or f"runs/{cfg.env_id}__{cfg.algo}__{cfg.seed}__{int(time.time())}")
+    name = "dsqn" if cfg.algo == "dqn" else cfg.algo
+    run_dir = Path(cfg.out or f"runs/{cfg.env_id.replace('/', '_')}__{name}__{cfg.seed}__{int(time.time())}")
     check_output_dir(run_dir)
     cfg = dataclasses.replace(cfg, out=str(run_dir))
     algo.cfg = cfg
