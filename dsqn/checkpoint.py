@@ -136,6 +136,11 @@ def model_from_checkpoint(ckpt: dict, path: str | Path = "checkpoint") -> tuple[
         config = json.loads(ckpt["config_json"])
         if not isinstance(config, dict) or not isinstance(config.get("env_id"), str):
             raise ValueError("config_json has no env_id")
+        if config.get("actor", "snn") == "ann":
+            raise UserError(f"{path}: an ANN-actor baseline (dsqn-train --actor ann): it has no spiking network to export "
+                            "or deploy")
+    except UserError:
+        raise
     except Exception as exc:  # noqa: BLE001 - edited or damaged JSON fails in many ways
         raise UserError(f"{path}: malformed checkpoint description ({exc.__class__.__name__}: {_one_line(exc, 120)})") from None
     try:

@@ -18,6 +18,10 @@ OBS_SCALES: dict[str, tuple[float, ...]] = {
     "LunarLander-v3": (1.0, 1.0, 2.0, 2.0, 1.0, 2.0, 1.0, 1.0),
     # Pendulum: cos, sin in [-1, 1]; the angular velocity in [-8, 8]
     "Pendulum-v1": (1.0, 1.0, 8.0),
+    # MuJoCo (unbounded Boxes): joint positions / angles in their units, velocities divided by 10 (Hopper clips its
+    # velocities to +-10; the two-neuron payload saturates beyond 255 / 2**frac_bits ~ 4 normalised units).
+    "HalfCheetah-v5": (1.0,) * 8 + (10.0,) * 9,
+    "Hopper-v5": (1.0,) * 5 + (10.0,) * 6,
 }
 
 

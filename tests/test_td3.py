@@ -175,3 +175,33 @@ def test_lava_sim_acts_as_the_emulator(run: Path):
             policy.close()
     assert len(actions["sim"]) == 12
     assert all(np.array_equal(a, b) for a, b in zip(actions["emu"], actions["sim"]))
+
+
+def test_ann_actor_baseline_trains_in_the_same_loop_and_is_not_exported(tmp_path: Path, capsys):
+    d = tmp_path / "ann"
+    assert call(train_main, [*TINY, "--total-steps", "200", "--actor", "ann", "--out", str(d)]) == 0
+    ckpt = load_checkpoint(d / "model.pt")
+    assert ckpt["n_updates"] == 101 and set(ckpt["model"]) == {"net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias",
+                                                                "net.4.weight", "net.4.bias"}
+    capsys.readouterr()
+    assert call(export_main, [str(d / "model.pt")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ANN-actor baseline" in err and not (d / "model.net").exists()
+
+
+def test_mujoco_actor_end_to_end(tmp_path: Path):
+    """HalfCheetah-v5 through gymnasium's mujoco extra: a tiny TD3 run, export, and the emulator's actions (6
+    dimensions) equal the trained actor's on every step."""
+    d = tmp_path / "hc"
+    args = [*TINY, "--env-id", "HalfCheetah-v5", "--total-steps", "120", "--learning-starts", "60", "--eval-every", "120",
+            "--out", str(d)]
+    assert call(train_main, args) == 0
+    assert call(export_main, [str(d / "model.pt")]) == 0
+    model, _, encoder, cfg = model_from_checkpoint(load_checkpoint(d / "model.pt"), d / "model.pt")
+    assert cfg["timesteps"] == 5 and cfg["hidden"] == [24, 16] and model.spec.n_actions == 6
+    assert encoder.obs_scale == (1.0,) * 8 + (10.0,) * 9
+    policy = make_policy(read_netfile(d / "model.net"), "emu")
+    pairs = []
+    run_episodes(policy, "HalfCheetah-v5", 1, 3, max_steps=25,
+                 on_step=lambda o, p, a, y: pairs.append((a, model.policy_actions(torch.from_numpy(p.astype(np.float32))[None])[0])))
+    assert len(pairs) == 25 and all(a.shape == (6,) and np.array_equal(a, b) for a, b in pairs)

@@ -97,6 +97,9 @@ class TrainConfig:
     """epsilon of the evaluation policy (the DSQN paper evaluates Atari at 0.05)."""
     arch: str = ""
     """'mlp' (hidden dense layers) or 'nature' (Nature-DQN convs + the last hidden width); '' = by env."""
+    actor: str = "snn"
+    """td3: 'snn' (the spiking actor, exported to Loihi) or 'ann' (the same-shape ReLU MLP actor: the baseline
+    trained by the same loop, not exportable)."""
     critic_hidden: list[int] = field(default_factory=list)
     """td3: hidden widths of each of the twin ANN critics (empty = the algorithm's default, 400 300)."""
     exploration_noise: float = 0.1
@@ -232,6 +235,10 @@ def validate(cfg: TrainConfig) -> None:
             raise UserError(f"{_flag(name)} {getattr(cfg, name)}: must not be negative")
     if cfg.algo not in ("", "dqn", "td3"):
         raise UserError(f"--algo {cfg.algo!r}: expected dqn or td3")
+    if cfg.actor not in ("snn", "ann"):
+        raise UserError(f"--actor {cfg.actor!r}: expected snn or ann")
+    if cfg.actor == "ann" and cfg.algo == "dqn":
+        raise UserError("--actor ann: the ANN actor is a TD3 baseline (--algo td3)")
     if cfg.algo == "td3" and atari:
         raise UserError(f"--algo td3: {cfg.env_id} has discrete actions; TD3 needs a continuous (Box) action space (use --algo dqn)")
     if not isinstance(cfg.critic_hidden, list) or not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in cfg.critic_hidden):

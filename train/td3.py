@@ -59,6 +59,26 @@ def build_actor(cfg: TrainConfig) -> tuple[SpikingQNet, NetSpec, Encoder]:
     return model, spec, encoder
 
 
+class AnnActor(torch.nn.Module):
+    """The same-shape ANN actor (--actor ann), the baseline TD3 is compared with: ReLU MLP of the encoded
+    observation (the same integer payload divided by one input unit), y = last layer, a = tanh(y). Trained by the
+    same loop; not exportable (there are no spikes to put on a chip)."""
+
+    def __init__(self, spec: NetSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.unit = float(spec.input_unit)
+        self.net = mlp([int(np.prod(spec.input_shape)), *[int(layer["out"]) for layer in spec.layers], spec.n_actions])
+
+    def forward(self, payload: torch.Tensor) -> torch.Tensor:
+        return self.net(payload.flatten(1) / self.unit)
+
+    def policy_actions(self, payload: torch.Tensor) -> list:
+        with torch.no_grad():
+            y = self(payload).double().cpu().numpy()
+        return [self.spec.readout.to_env(np.tanh(row)) for row in y]
+
+
 def mlp(sizes: list[int]) -> torch.nn.Sequential:
     layers: list[torch.nn.Module] = []
     for a, b in zip(sizes, sizes[1:]):
@@ -91,6 +111,9 @@ class TD3:
     def __init__(self, cfg: TrainConfig, device: torch.device) -> None:
         self.cfg, self.device = cfg, device
         self.model, self.spec, self.encoder = build_actor(cfg)
+        self.spiking = cfg.actor == "snn"
+        if not self.spiking:
+            self.model = AnnActor(self.spec)
         self.readout = self.spec.readout
         self.action_shape = (self.spec.n_actions,)
         self.target = copy.deepcopy(self.model)
@@ -119,8 +142,12 @@ class TD3:
             a_env = np.asarray(env.action_space.sample(), dtype=np.float64)
             a_norm = np.clip(self.readout.normalize(a_env), -1.0, 1.0)
         else:
-            v = self.model.readout_voltage(torch.from_numpy(payload.astype(np.float32))[None].to(self.device))[0]
-            a_norm = self.readout.squash(np.asarray(self.readout.decode(v), dtype=np.float64))
+            x = torch.from_numpy(payload.astype(np.float32))[None].to(self.device)
+            if self.spiking:
+                a_norm = self.readout.squash(np.asarray(self.readout.decode(self.model.readout_voltage(x)[0]), dtype=np.float64))
+            else:
+                with torch.no_grad():
+                    a_norm = np.tanh(self.model(x)[0].double().cpu().numpy())
             a_norm = np.clip(a_norm + self.rng.normal(0.0, self.cfg.exploration_noise, a_norm.shape), -1.0, 1.0)
         return self.readout.to_env(a_norm).astype(env.action_space.dtype), a_norm.astype(np.float32)
 
@@ -147,7 +174,7 @@ class TD3:
         self.n_updates += 1
         spikes = None
         if self.n_updates % cfg.policy_delay == 0:
-            y_pi, spikes, _ = self.model(o, return_spikes=True)
+            y_pi, spikes, _ = self.model(o, return_spikes=True) if self.spiking else (self.model(o), None, None)
             actor_loss = -self.critic.q1(torch.cat([x, self.readout.squash(y_pi)], dim=1)).mean()
             self.optimizer.zero_grad()
             actor_loss.backward()
