@@ -333,6 +333,7 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> Path:
                 evals.append({"step": step, "mean": mean, "std": float(np.std(rets))})
                 writer.add_scalar("charts/eval_return", mean, step)
                 log.writerow([step, "eval_return", mean, f"std={np.std(rets):.1f}"])
+                csv_file.flush()  # evaluations are visible at once to whoever follows the run (dsqn-sweep's pruner)
                 if mean >= best_eval:
                     best_eval = mean
                     best_state = {k: v.clone() for k, v in model.state_dict().items()}
