@@ -7,6 +7,7 @@ weights (``--final-eval-episodes``, 20 by default) and the minutes it took; then
 seeds reached the target.
 
     .venv/bin/python benchmarks/train_targets.py [--envs CartPole-v1 Acrobot-v1] [--seeds 1 2 3] [--parallel 2]
+    .venv/bin/python benchmarks/train_targets.py --envs Pendulum-v1 -- --actor ann     # TD3's ANN-actor baseline
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-TARGETS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0}
+TARGETS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0, "Pendulum-v1": -200.0}
 
 
 def main() -> None:
@@ -62,8 +63,10 @@ def main() -> None:
             best = float(ck["best_eval"])
             ok = final["mean"] >= TARGETS.get(e, float("inf"))
             results.append((e, s, final["mean"], minutes, ok))
+            sps = final["env_steps"] / max(1e-9, minutes * 60)
             print(f"{e} seed {s}: best periodic eval {best:.1f}, final eval over {final['episodes']} episodes "
-                  f"{final['mean']:.1f} +- {final['std']:.1f}, {minutes:.1f} min{'  [target met]' if ok else ''}", flush=True)
+                  f"{final['mean']:.1f} +- {final['std']:.1f}, {minutes:.1f} min ({sps:.0f} env steps/s)"
+                  f"{'  [target met]' if ok else ''}", flush=True)
     for e in args.envs:
         rs = [r for r in results if r[0] == e]
         print(f"{e}: {sum(r[4] for r in rs)}/{len(rs)} seeds at or above {TARGETS.get(e)}; "
