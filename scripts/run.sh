@@ -82,6 +82,22 @@ ensure_chromium() {
     command -v chromium >/dev/null 2>&1 || echo "warning: chromium is not installed; the browser test will be skipped" >&2
 }
 
+ensure_postgres() {
+    # tests/test_sweep.py runs two dsqn-sweep workers on one study in a throwaway PostgreSQL cluster (initdb + pg_ctl
+    # in a temp dir on a loopback port, started and stopped by the test): Debian's postgresql, no cluster of its own.
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && return 0
+    echo "installing Debian's postgresql for the sweep test" >&2
+    local sudo=""
+    if [ "$(id -u)" != 0 ]; then
+        command -v sudo >/dev/null 2>&1 || { echo "warning: postgresql is not installed; the PostgreSQL sweep test will be skipped" >&2; return 0; }
+        sudo="sudo"
+    fi
+    $sudo mkdir -p /etc/postgresql-common/createcluster.d || true
+    echo "create_main_cluster = false" | $sudo tee /etc/postgresql-common/createcluster.d/dsqn-no-main.conf >/dev/null || true
+    ($sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) || true
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || echo "warning: postgresql is not installed; the PostgreSQL sweep test will be skipped" >&2
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
@@ -98,8 +114,9 @@ case "$cmd" in
         ensure_env
         ensure_core_env
         ensure_chromium
+        ensure_postgres
         export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-        "$VENV/bin/ruff" check dsqn train export deploy hw_sim tests benchmarks
+        "$VENV/bin/ruff" check dsqn train export deploy hw_sim tests benchmarks sweep
         echo "== lava lane: Python 3.10, lava-nc 0.10, lava-dl 0.6, torch 2.3 (all tests)" >&2
         DSQN_REQUIRE_LAVA=1 "$VENV/bin/python" -m pytest "$@"
         echo "== core lane: $("$CORE_VENV/bin/python" -c 'import sys, torch; print(f"Python {sys.version.split()[0]}, torch {torch.__version__}")'), no lava" >&2

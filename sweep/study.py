@@ -66,6 +66,20 @@ def shown_url(url: str) -> str:
         return url
 
 
+def with_driver(url: str) -> str:
+    """postgresql://... with the installed driver: SQLAlchemy 2.0 picks psycopg2 for it, 2.1 psycopg 3; we depend
+    on psycopg2-binary and use whichever of the two is importable."""
+    scheme, sep, rest = url.partition("://")
+    if scheme not in ("postgresql", "postgres"):
+        return url
+    import importlib.util
+
+    for driver in ("psycopg2", "psycopg"):
+        if importlib.util.find_spec(driver) is not None:
+            return f"postgresql+{driver}{sep}{rest}"
+    return url
+
+
 def open_storage(url: str, heartbeat: int = 10, grace: int = 30, create: bool = True):
     """An RDBStorage with heartbeats (a worker that stops beating for ``grace`` s has its trial failed and retried).
 
@@ -81,19 +95,29 @@ def open_storage(url: str, heartbeat: int = 10, grace: int = 30, create: bool = 
             raise UserError(f"--storage {url}: no such study database")
         if not path.parent.is_dir():
             raise UserError(f"--storage {url}: folder {path.parent} does not exist")
+    given, url = url, with_driver(url)
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         engine_kwargs = {"connect_args": {"timeout": 60}}
     elif url.startswith("postgresql"):
         engine_kwargs = {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
     try:
-        return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=grace,
-                          heartbeat_stale_trial_callback=retry_callback())
+        for attempt in range(6):
+            try:
+                return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=grace,
+                                  heartbeat_stale_trial_callback=retry_callback())
+            except Exception as exc:  # noqa: BLE001
+                # workers started together on an empty database race to create its tables: the loser retries
+                racing = exc.__class__.__name__ in ("IntegrityError", "ProgrammingError") or "already exists" in str(exc)
+                if not racing or attempt == 5:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
+        raise AssertionError("unreachable")
     except ImportError as exc:
-        raise UserError(f"--storage {shown_url(url)}: the database driver is missing ({exc})") from None
+        raise UserError(f"--storage {shown_url(given)}: the database driver is missing ({exc})") from None
     except Exception as exc:  # noqa: BLE001 - sqlalchemy's OperationalError, ArgumentError, ...
         why = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
-        raise UserError(f"--storage {shown_url(url)}: cannot open the study database ({exc.__class__.__name__}: {why})") from None
+        raise UserError(f"--storage {shown_url(given)}: cannot open the study database ({exc.__class__.__name__}: {why})") from None
 
 
 def load_or_create(storage: Any, name: str, space: SearchSpace, seed: int | None):

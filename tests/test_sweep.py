@@ -1,0 +1,347 @@
+"""dsqn-sweep: real sweeps with tiny budgets -- an embedded SQLite study (budget, Pareto set, reproducing command,
+report, resume, bad input) and a throwaway PostgreSQL server with two workers, one of them SIGKILLed mid-trial."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import glob
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dsqn.sweep.runner import read_metrics, run_trial
+from dsqn.sweep.space import load_space, parse_space
+from dsqn.sweep.study import median_prune, non_dominated, value_at, with_driver
+
+# The same tiny budget for every trial: ~10-20 s each on two shared cores.
+TINY = {"env_id": "CartPole-v1", "total_steps": 400, "learning_starts": 100, "eval_every": 100, "eval_episodes": 2,
+        "final_eval_episodes": 2, "batch_size": 16}  # hidden: swept (PARAMS)
+PARAMS = {"lr": {"low": "1e-4", "high": 3e-3, "log": True}, "timesteps": {"choices": [4, 8]},
+          "threshold": {"low": 0.0625, "high": 0.5}, "hidden": {"choices": ["8 8", [8]]}}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def sweep_cmd() -> list[str]:
+    sib = Path(sys.executable).with_name("dsqn-sweep")
+    return [str(sib)] if sib.exists() else [sys.executable, "-m", "dsqn.sweep.cli"]
+
+
+def sweep(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([*sweep_cmd(), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=ENV)
+
+
+def write_space(path: Path, **over) -> Path:
+    data = {"study": "tiny", "n_trials": 2, "fixed": TINY, "params": PARAMS, "pruner": {"n_startup_trials": 1}}
+    data.update(over)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def load(url: str, name: str):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.load_study(study_name=name, storage=with_driver(url))
+
+
+def snapshot(url: str, name: str) -> list[tuple]:
+    return [(t.number, t.state.name, t.values, sorted(t.user_attrs)) for t in load(url, name).get_trials(deepcopy=False)]
+
+
+def one_line_error(r: subprocess.CompletedProcess, *needles: str) -> None:
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dsqn-sweep: error: "), r.stderr
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+# --- pure rules ------------------------------------------------------------------------------------------------------
+
+def test_median_rule_matches_optunas_median_pruner():
+    done = [[[100, 10.0], [200, 30.0]], [[100, 20.0], [200, 50.0]], [[100, 40.0], [200, 60.0]]]
+    assert value_at(done[0], 150) == 10.0 and value_at(done[0], 99) is None
+    assert median_prune([[100, 19.0]], done, n_startup_trials=3, n_warmup_steps=0)  # 19 < median(10, 20, 40)
+    assert not median_prune([[100, 20.0]], done, n_startup_trials=3, n_warmup_steps=0)  # equal: kept
+    assert not median_prune([[100, 19.0]], done, n_startup_trials=4, n_warmup_steps=0)  # too few completed trials
+    assert not median_prune([[100, 19.0]], done, n_startup_trials=1, n_warmup_steps=101)  # still warming up
+    # the best evaluation so far counts, as in Optuna: a dip after a good evaluation is not pruned
+    assert not median_prune([[100, 55.0], [200, 5.0]], done, n_startup_trials=1, n_warmup_steps=0)
+    assert median_prune([[100, 15.0], [200, 49.0]], done, n_startup_trials=1, n_warmup_steps=0)  # 49 < 50
+
+
+def test_non_dominated_set():
+    pts = {0: (10.0, 5.0), 1: (20.0, 9.0), 2: (20.0, 8.0), 3: (5.0, 5.0), 4: (30.0, 30.0), 5: (30.0, 30.0)}
+    assert non_dominated(pts) == {0, 2, 4, 5}
+
+
+# --- search space checks (no storage is touched) ---------------------------------------------------------------------
+
+def test_space_parses_ranges_choices_and_list_fields(tmp_path: Path):
+    space = load_space(write_space(tmp_path / "s.yaml"))
+    by = {p.name: p for p in space.params}
+    assert by["lr"].low == 1e-4 and by["lr"].log and by["timesteps"].choices == [4, 8]
+    assert by["hidden"].choices == [[8, 8], [8]]
+    argv = space.train_argv({"lr": 1e-3, "timesteps": 4, "threshold": 0.25, "hidden": [8]}, "/x")
+    assert argv[-13:] == ["--lr", "0.001", "--timesteps", "4", "--threshold", "0.25", "--hidden", "8",
+                          "--checkpoint-every", "100", "--out", "/x", "--no-progress"]
+    assert argv[:4] == ["--env-id", "CartPole-v1", "--total-steps", "400"]
+
+
+@pytest.mark.parametrize("params, needle", [
+    ({"learning_rate": {"low": 1e-4, "high": 1e-3}}, "learning_rate"),
+    ({"lr": {"low": 1e-2, "high": 1e-4}}, "params.lr"),
+    ({"lr": {"low": 1e-3, "high": 1e-3}}, "params.lr"),
+    ({"lr": {"low": 0.0, "high": 1e-3, "log": True}}, "params.lr"),
+    ({"timesteps": {"choices": []}}, "params.timesteps"),
+    ({"timesteps": {"choices": [4, 4.5]}}, "params.timesteps"),
+    ({"current_decay": {"low": 0.0, "high": 2.0}}, "params.current_decay"),
+    ({"out": {"choices": ["a", "b"]}}, "params.out"),
+    ({"encoding": {"low": 1, "high": 2}}, "params.encoding"),
+])
+def test_bad_space_is_refused(params, needle):
+    from dsqn.errors import UserError
+
+    with pytest.raises(UserError, match=needle.replace(".", r"\.")):
+        parse_space({"fixed": TINY, "params": params})
+
+
+# --- one trial, pruned through its process group ----------------------------------------------------------------------
+
+def test_pruned_trial_stops_its_run(tmp_path: Path):
+    space = load_space(write_space(tmp_path / "s.yaml", fixed={**TINY, "total_steps": 5000}))
+    trial_dir = tmp_path / "t"
+    argv = space.train_argv({"lr": 1e-3, "timesteps": 4, "threshold": 0.25, "hidden": [8]}, str(trial_dir))
+    calls = []
+    t0 = time.time()
+    res = run_trial(argv, trial_dir, "loihi1-davies2018", lambda curve: calls.append(list(curve)) or True, poll_s=0.2)
+    assert res.state == "pruned" and len(calls) == 1 and res.curve[:1] == calls[0][:1]
+    assert not (trial_dir / "model.net").exists() and time.time() - t0 < 60
+    rows = (trial_dir / "metrics.csv").read_text()
+    time.sleep(1.5)
+    assert (trial_dir / "metrics.csv").read_text() == rows  # the run is gone, not writing on
+    curve, final = read_metrics(trial_dir / "metrics.csv")
+    assert final is None and curve[-1][0] < 5000
+    assert "exited" not in res.error
+
+
+# --- the embedded SQLite study ----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sqlite_sweep(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sweep")
+    space = write_space(d / "tiny.yaml")
+    r = sweep(str(space), "--out", "out", "--seed", "3", "--poll", "0.3", cwd=d)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return d, space, f"sqlite:///{d / 'out' / 'study.db'}", r
+
+
+def test_sqlite_study_budget_objectives_and_reproducing_command(sqlite_sweep):
+    from dsqn.train.config import parse_args, resolve
+
+    d, _, url, r = sqlite_sweep
+    trials = load(url, "tiny").get_trials(deepcopy=False)
+    states = [t.state.name for t in trials]
+    assert len(trials) == 2 and set(states) <= {"COMPLETE", "PRUNED"}, states
+    assert trials[0].state.name == "COMPLETE"  # nothing to compare the first trial against
+    for t in trials:
+        tdir = Path(t.user_attrs["trial_dir"])
+        assert tdir == (d / "out" / f"trial_{t.number:04d}").resolve()
+        argv = shlex.split(t.user_attrs["command"])
+        assert argv[0] == "dsqn-train" and argv[1:] == t.user_attrs["train_argv"]
+        cfg, explicit = parse_args(argv[1:])
+        saved = json.loads((tdir / "config.json").read_text())
+        assert dataclasses.asdict(resolve(cfg, explicit)) == saved  # the command rebuilds the trial's config
+        for key, val in t.params.items():
+            want = [int(v) for v in val.split()] if key == "hidden" else val
+            assert saved[key] == want, key
+        if t.state.name == "COMPLETE":
+            ret, nj = t.values
+            _, final = read_metrics(tdir / "metrics.csv")
+            rep = json.loads((tdir / "report.emu.json").read_text())
+            assert ret == final and nj == pytest.approx(rep["energy"]["snn_energy_per_inference_pj"] / 1000)
+            # the emulator played the final evaluation's own episodes: the same greedy return
+            assert t.user_attrs["emu_return"] == ret and rep["episodes"]["seed"] == 20_000_000
+            assert rep["episodes"]["returns"] and len(rep["episodes"]["returns"]) == saved["final_eval_episodes"]
+            assert Path(t.user_attrs["model_net"]).is_file() and nj > 0
+        else:
+            step, best = t.user_attrs["pruned_at"]
+            done = [u.user_attrs["curve"] for u in trials if u.state.name == "COMPLETE" and u.number < t.number]
+            assert median_prune([p for p in t.user_attrs["curve"] if p[0] <= step], done, 1, 0)
+            assert not (tdir / "model.net").exists()
+    assert "Pareto front" in r.stdout
+
+
+def test_report_pareto_equals_non_dominated_set(sqlite_sweep):
+    d, _, url, _ = sqlite_sweep
+    r = sweep("report", "tiny", "--storage", url, "--out", "rep", cwd=d)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rep = json.loads((d / "rep" / "report.json").read_text())
+    trials = load(url, "tiny").get_trials(deepcopy=False)
+    pts = {t.number: tuple(t.values) for t in trials if t.state.name == "COMPLETE"}
+    assert {p["number"] for p in rep["pareto"]} == non_dominated(pts) and rep["pareto"]
+    for p in rep["pareto"]:
+        assert p["command"].startswith("dsqn-train ") and Path(p["model_net"]).is_file()
+    page = (d / "rep" / "index.html").read_text()
+    for p in rep["pareto"]:
+        assert shlex.split(p["command"])[0] == "dsqn-train" and p["model_net"] in page
+    for stem in ("pareto", "importance", "curves"):
+        assert (d / "rep" / f"{stem}.png").stat().st_size > 1000
+        assert (d / "rep" / f"{stem}.svg").read_text().lstrip().startswith("<?xml")
+        assert f"{stem}.svg" in page
+    assert set(rep["importances"]) == {"final greedy return", "energy per inference (nJ)"}
+
+
+def test_resume_runs_nothing_once_the_budget_is_spent(sqlite_sweep):
+    d, space, url, _ = sqlite_sweep
+    before = snapshot(url, "tiny")
+    r = sweep(str(space), "--out", "out", cwd=d)
+    assert r.returncode == 0 and "this worker finished 0 trials" in r.stdout, r.stdout + r.stderr
+    assert snapshot(url, "tiny") == before
+
+
+def test_bad_input_exits_2_and_leaves_the_study_unchanged(sqlite_sweep, tmp_path: Path):
+    d, _, url, _ = sqlite_sweep
+    before = snapshot(url, "tiny")
+    db = d / "out" / "study.db"
+    stamp = db.stat().st_mtime_ns
+    cases = [
+        (write_space(tmp_path / "a.yaml", params={**PARAMS, "learning_rate": {"low": 1e-4, "high": 1e-3}}), "learning_rate"),
+        (write_space(tmp_path / "b.yaml", params={**PARAMS, "lr": {"low": 1e-2, "high": 1e-4}}), "params.lr"),
+        (write_space(tmp_path / "c.yaml", params={**PARAMS, "threshold": {"low": 0.5, "high": 0.5}}), "params.threshold"),
+        (write_space(tmp_path / "d.yaml", params={**PARAMS, "timesteps": {"choices": [4, 16]}}), "another search space"),
+    ]
+    for space, needle in cases:
+        one_line_error(sweep(str(space), "--storage", url, "--out", str(tmp_path / "o"), cwd=tmp_path), needle)
+    with socket.socket() as s:  # a loopback port where nothing listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    bad_url = f"postgresql://sweep@127.0.0.1:{port}/nowhere"  # nothing listens there
+    one_line_error(sweep(str(write_space(tmp_path / "ok.yaml")), "--storage", bad_url, cwd=tmp_path), bad_url,
+                   "cannot open the study database")
+    one_line_error(sweep("report", "nosuch", "--storage", url, cwd=tmp_path), "nosuch")
+    assert snapshot(url, "tiny") == before and db.stat().st_mtime_ns == stamp
+    assert not (tmp_path / "o").exists() and not (tmp_path / "sweeps").exists()
+
+
+# --- PostgreSQL: two workers on one study, one killed mid-trial --------------------------------------------------------
+
+def _pg_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    return Path(found[-1]).parent if found else None
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A throwaway PostgreSQL cluster on a loopback port, stopped whatever happens (as user postgres when root:
+    initdb refuses to run as root)."""
+    bindir = _pg_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (scripts/run.sh installs Debian's postgresql for this test)")
+    as_user: list[str] = []
+    d = Path(tempfile.mkdtemp(prefix="dsqn-pg-"))
+    if os.geteuid() == 0:
+        try:
+            import pwd
+
+            pw = pwd.getpwnam("postgres")
+        except KeyError:
+            shutil.rmtree(d)
+            pytest.skip("running as root and there is no 'postgres' user to run the server as")
+        os.chown(d, pw.pw_uid, pw.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = d / "data"
+    started = False
+    try:
+        subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "sweep", "--auth=trust", "-E", "UTF8",
+                        "--no-sync"], check=True, capture_output=True, timeout=120)
+        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(d / "server.log"), "-w", "-t", "60",
+                        "-o", f"-p {port} -k {d} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+                       check=True, capture_output=True, timeout=90)
+        started = True
+        subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "sweep", "sweeps"],
+                       check=True, capture_output=True, timeout=60)
+        yield f"postgresql://sweep@127.0.0.1:{port}/sweeps"
+    finally:
+        if started:
+            subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+                           capture_output=True, timeout=60)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _running_with(path: Path) -> list[int]:
+    """pids whose command line mentions ``path`` (a trial folder)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):
+                if str(path).encode() in (proc / "cmdline").read_bytes():
+                    pids.append(int(proc.name))
+    return pids
+
+
+def test_two_workers_on_postgres_survive_a_killed_worker(postgres: str, tmp_path: Path):
+    space = write_space(tmp_path / "pg.yaml", study="pg", n_trials=3)
+    common = ["--storage", postgres, "--heartbeat", "1", "--grace", "4", "--poll", "0.3"]
+
+    def start(out: str, seed: str) -> subprocess.Popen:
+        return subprocess.Popen([*sweep_cmd(), str(space), "--out", out, "--seed", seed, *common], cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
+
+    a, b = start("a", "1"), start("b", "2")
+    procs = [a, b]
+    try:
+        deadline = time.time() + 240
+        killed_dir = None
+        while killed_dir is None and time.time() < deadline:  # kill worker a once its trial has evaluated
+            for m in (tmp_path / "a").glob("trial_*/metrics.csv"):
+                if read_metrics(m)[0]:
+                    killed_dir = m.parent
+            assert a.poll() is None, a.stdout.read() if a.stdout else ""
+            time.sleep(0.2)
+        assert killed_dir is not None
+        a.send_signal(signal.SIGKILL)
+        a.wait()
+        for _ in range(50):  # its dsqn-train dies with it (PR_SET_PDEATHSIG)
+            if not _running_with(killed_dir):
+                break
+            time.sleep(0.2)
+        assert not _running_with(killed_dir)
+        a2 = start("a", "3")  # the same worker again: it resumes the study
+        procs.append(a2)
+        out_b, _ = b.communicate(timeout=400)
+        out_a2, _ = a2.communicate(timeout=400)
+        assert b.returncode == 0 and a2.returncode == 0, out_b + out_a2
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    trials = load(postgres, "pg").get_trials(deepcopy=False)
+    killed = [t for t in trials if t.user_attrs.get("trial_dir") == str(killed_dir)]
+    assert len(killed) == 1 and killed[0].state.name == "FAIL"
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed[0].number]
+    assert len(retries) == 1 and retries[0].params == killed[0].params
+    assert retries[0].state.name in ("COMPLETE", "PRUNED")
+    finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) == 3, [(t.number, t.state.name) for t in trials]  # the budget holds across workers
+    assert all(t.state.name in ("COMPLETE", "PRUNED", "FAIL") for t in trials)
+    assert any(Path(t.user_attrs["trial_dir"]).parent.name == "b" for t in finished)
+    r = sweep(str(space), "--out", "b", *common, cwd=tmp_path)  # resuming a finished study runs nothing
+    assert r.returncode == 0 and "finished 0 trials" in r.stdout
+    assert len(load(postgres, "pg").get_trials(deepcopy=False)) == len(trials)
