@@ -164,17 +164,8 @@ class SearchSpace:
         return {p.name: p.suggest(trial) for p in self.params}
 
     def train_argv(self, sampled: dict[str, Any], out: str) -> list[str]:
-        """The trial's dsqn-train options: the fixed ones, the sampled ones, then its folder.
-
-        dsqn-train flushes metrics.csv when it writes a checkpoint; unless the space sets --checkpoint-every, a trial
-        checkpoints at every evaluation so that each evaluation reaches the pruning rule as it happens."""
-        extra: dict[str, Any] = {}
-        if "checkpoint_every" not in self.fixed and "checkpoint_every" not in sampled:
-            from dsqn.train.config import TrainConfig, resolve
-
-            values = {**self.fixed, **sampled}
-            extra["checkpoint_every"] = resolve(TrainConfig(**values), set(values)).eval_every
-        return [*to_argv(self.fixed), *to_argv(sampled), *to_argv(extra), "--out", out, "--no-progress"]
+        """The trial's dsqn-train options: the fixed ones, the sampled ones, then its folder."""
+        return [*to_argv(self.fixed), *to_argv(sampled), "--out", out, "--no-progress"]
 
 
 def _check_with_train_validate(fixed: dict[str, Any], key: str, value: Any, what: str) -> None:
