@@ -6,12 +6,13 @@ from __future__ import annotations
 import html
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
 from dsqn.fileio import atomic_write_text
 
-from .study import OBJECTIVES, OVER_BUDGET, _quiet_optuna, non_dominated
+from .study import DIRECTIONS, OBJECTIVES, OVER_BUDGET, _quiet_optuna, non_dominated
 
 
 def _trial_row(t: Any) -> dict[str, Any]:
@@ -25,7 +26,8 @@ def _trial_row(t: Any) -> dict[str, Any]:
 
 
 def importances(study: Any) -> dict[str, dict[str, float] | str]:
-    """Parameter importances per objective (PED-ANOVA: no scikit-learn needed); a string says why there are none."""
+    """Parameter importances per objective (PED-ANOVA: no scikit-learn needed) -- which parameters decide whether a
+    trial reaches the best returns / the lowest energies; a string says why there are none."""
     optuna = _quiet_optuna()
     from optuna.trial import TrialState
 
@@ -35,10 +37,13 @@ def importances(study: Any) -> dict[str, dict[str, float] | str]:
         if len(complete) < 2:
             out[name] = f"needs at least 2 completed trials ({len(complete)} so far)"
             continue
+        sign = -1.0 if DIRECTIONS[i] == "maximize" else 1.0  # PED-ANOVA ranks what makes the target low
         try:
-            imp = optuna.importance.get_param_importances(
-                study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(),
-                target=lambda t, i=i: t.values[i], target_name=name)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                imp = optuna.importance.get_param_importances(
+                    study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(),
+                    target=lambda t, i=i, sign=sign: sign * t.values[i])
             out[name] = {k: float(v) for k, v in imp.items()}
         except Exception as exc:  # noqa: BLE001 - too few distinct values, a single-valued parameter...
             out[name] = f"not computable: {' '.join(str(exc).split())[:160]}"
@@ -153,7 +158,9 @@ def write_report(study: Any, out: Path, top: int = 8) -> dict[str, Any]:
                  f"<td>{_fmt(r['emu_return'])}</td><td>{params}</td><td><code>{html.escape(r['command'] or '')}</code></td>"
                  f"<td><code>{html.escape(r['model_net'] or '')}</code> ({html.escape(r['host'] or '?')})</td></tr>")
     h.append("</table>")
-    h.append("<h2>Parameter importances (PED-ANOVA), per objective</h2><img src='importance.svg' alt='importances'>")
+    h.append(f"<h2>Parameter importances (PED-ANOVA), per objective</h2><p>From {counts['COMPLETE']} completed trials: "
+             "which parameters decide whether a trial lands among the best returns / the lowest energies (few trials "
+             "make them noisy).</p><img src='importance.svg' alt='importances'>")
     h.append(f"<h2>Learning curves of the best {top} trials</h2><img src='curves.svg' alt='learning curves'>")
     h.append("<h2>All trials</h2><table><tr><th>trial</th><th>state</th><th>return</th><th>nJ</th><th>note</th></tr>")
     for r in rows:

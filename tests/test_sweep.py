@@ -87,6 +87,28 @@ def test_non_dominated_set():
     assert non_dominated(pts) == {0, 2, 4, 5}
 
 
+def test_importances_per_objective():
+    import optuna
+
+    from dsqn.sweep.report import importances
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    dists = {"lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True),
+             "timesteps": optuna.distributions.CategoricalDistribution([4, 8, 16])}
+    for i in range(40):  # the return follows lr alone, the energy T alone
+        lr, t = 1e-4 * (100 ** (i / 39)), [4, 8, 16][i % 3]
+        study.add_trial(optuna.trial.create_trial(params={"lr": lr, "timesteps": t}, distributions=dists,
+                                                  values=[1000 * lr, float(t)]))
+    imp = importances(study)
+    ret, energy = imp["final greedy return"], imp["energy per inference (nJ)"]
+    assert isinstance(ret, dict) and isinstance(energy, dict), imp
+    assert set(ret) == set(energy) == {"lr", "timesteps"}
+    assert ret["lr"] > ret["timesteps"] and energy["timesteps"] > energy["lr"]
+    few = optuna.create_study(directions=["maximize", "minimize"])
+    assert "at least 2" in str(importances(few)["final greedy return"])
+
+
 # --- search space checks (no storage is touched) ---------------------------------------------------------------------
 
 def test_space_parses_ranges_choices_and_list_fields(tmp_path: Path):
