@@ -42,6 +42,7 @@ from .fixed_point import (
     NeuronParams,
     readout_neuron,
 )
+from .netfile import GROUPED_NEURON_TYPE, GROUPS_VERSION
 
 # Sums of integer weights (|w| <= 256) times inputs are exact in float32 below 2**24.
 _F32_EXACT = 1 << 24
@@ -89,16 +90,32 @@ class Neuron(torch.nn.Module):
         self.register_parameter("current_decay", torch.nn.Parameter(torch.FloatTensor([DECAY_SCALE * current_decay]), requires_grad=False))
         self.register_parameter("voltage_decay", torch.nn.Parameter(torch.FloatTensor([DECAY_SCALE * voltage_decay]), requires_grad=False))
         self.shape: tuple[int, ...] | None = None
+        self.groups: tuple[np.ndarray, LoihiNeuron] | None = None
+
+    def set_groups(self, group: np.ndarray, grouped: LoihiNeuron) -> None:
+        """Heterogeneous neurons: neuron j runs with the integers of group ``group[j]`` (dsqn.qnet.NetSpec)."""
+        self.groups = (np.asarray(group, dtype=np.int64), grouped)
+        self._kernel_params = None
 
     def params(self) -> NeuronParams:
         return NeuronParams(current_decay=float(torch.round(self.current_decay).item()) / DECAY_SCALE,
                             voltage_decay=float(torch.round(self.voltage_decay).item()) / DECAY_SCALE, threshold=self.threshold)
 
     def loihi(self, where: str = "neuron") -> LoihiNeuron:
+        """The layer's integers: scalars, or one value per neuron for heterogeneous neurons."""
+        if self.groups is not None:
+            group, g = self.groups
+            return LoihiNeuron(i_decay=g.i_decay[group], v_decay=g.v_decay[group], vth_mant=g.vth_mant[group])
         return self.params().to_loihi(where)
 
     def device_params(self) -> dict:
-        """The layer's ``neuron`` group of a NetX file (slayer's ``device_params``)."""
+        """The layer's ``neuron`` group of a NetX file (slayer's ``device_params``); heterogeneous neurons as
+        ``CUBA_GROUPS`` (dsqn.netfile: the groups' integers and each neuron's group; stock netx refuses it)."""
+        if self.groups is not None:
+            group, g = self.groups
+            return {"type": GROUPED_NEURON_TYPE, "iDecay": g.i_decay.astype(np.int32), "vDecay": g.v_decay.astype(np.int32),
+                    "vThMant": g.vth_mant.astype(np.int32), "group": group.astype(np.int32),
+                    "groupsVersion": GROUPS_VERSION, "refDelay": 1, "gradedSpike": False}
         n = self.loihi()
         return {"type": "CUBA", "iDecay": int(n.i_decay), "vDecay": int(n.v_decay), "vThMant": int(n.vth_mant),
                 "refDelay": 1, "gradedSpike": False}
@@ -108,8 +125,9 @@ class Neuron(torch.nn.Module):
         key = (n, self.current_decay._version, self.voltage_decay._version, self.current_decay.data_ptr())
         cached = getattr(self, "_kernel_params", None)
         if cached is None or cached[0] != key:
-            keep_u, keep_v, bias, vth = self.loihi().per_neuron(n)
-            th = self.threshold
+            loihi = self.loihi()
+            keep_u, keep_v, bias, vth = loihi.per_neuron(n)
+            th = self.threshold if self.groups is None else np.broadcast_to(loihi.vth_mant, (n,)) / WEIGHT_SCALE
             params = kernel.KernelParams(keep_u, keep_v, bias, vth, tau_rho=np.full(n, self.tau_grad * th * TAU_RHO_MULT),
                                          scale_rho=self.scale_grad * SCALE_RHO_MULT)
             cached = (key, params)

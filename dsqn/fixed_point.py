@@ -168,3 +168,59 @@ def readout_neuron(bias_mant: np.ndarray | None = None) -> LoihiNeuron:
     """The non-spiking accumulating readout: u = this step's input (iDecay 4096), v integrates u (vDecay 0)."""
     return LoihiNeuron(i_decay=DECAY_SCALE, v_decay=0, vth_mant=READOUT_VTH_MANT,
                        bias_mant=np.zeros((), np.int64) if bias_mant is None else bias_mant)
+
+
+def draw_neurons(mean: NeuronParams, n: int, jitter: float, rng: np.random.Generator, where: str) -> NeuronParams:
+    """Akl et al. 2023's heterogeneous neurons: each neuron's current decay, voltage decay and threshold drawn once
+    from N(mu, jitter * mu) around the layer's value, clipped to what Loihi holds (decays to 0..1, the threshold to
+    1/64 .. VTH_MANT_MAX/64). Returns per-neuron float arrays (bias stays the layer's)."""
+    if not (np.isfinite(jitter) and jitter >= 0):
+        raise ValueError(f"{where}: membrane jitter {jitter} must be a non-negative number")
+    out = {}
+    for name, lo, hi in (("current_decay", 0.0, 1.0), ("voltage_decay", 0.0, 1.0),
+                         ("threshold", 1.0 / WEIGHT_SCALE, VTH_MANT_MAX / WEIGHT_SCALE)):
+        mu = float(getattr(mean, name))
+        out[name] = np.clip(rng.normal(mu, jitter * abs(mu), n), lo, hi)
+    return NeuronParams(current_decay=out["current_decay"], voltage_decay=out["voltage_decay"], threshold=out["threshold"],
+                        bias=mean.bias)
+
+
+def group_neurons(neuron: LoihiNeuron, n: int, k: int, where: str = "layer") -> tuple[np.ndarray, LoihiNeuron]:
+    """Quantize per-neuron (iDecay, vDecay, vThMant) integers into at most ``k`` groups, each one triple, so a layer
+    maps onto ``k`` Loihi neuron processes (compartment profiles): k-means in the integer space (each axis scaled by
+    its spread), deterministic (initial centres at evenly spaced ranks of the neurons sorted by threshold, then
+    decays), each group's triple the rounded mean of its members. ``k`` >= the number of distinct triples keeps
+    every neuron's own values. Returns (group index per neuron, LoihiNeuron of the groups' arrays)."""
+    if k < 1:
+        raise ValueError(f"{where}: param groups {k} must be at least 1")
+    if k > n:
+        raise ValueError(f"{where}: {k} param groups for a layer of {n} neurons")
+    x = np.stack([np.broadcast_to(a, (n,)).astype(np.float64) for a in (neuron.i_decay, neuron.v_decay, neuron.vth_mant)], 1)
+    distinct, inverse = np.unique(x, axis=0, return_inverse=True)
+    if len(distinct) <= k:
+        groups, centres = inverse.reshape(-1), distinct
+    else:
+        scale = np.where(x.std(0) > 0, x.std(0), 1.0)
+        z = x / scale
+        order = np.lexsort((x[:, 1], x[:, 0], x[:, 2]))
+        centres = z[order[((np.arange(k) + 0.5) * n / k).astype(int)]]
+        groups = np.zeros(n, dtype=np.int64)
+        for _ in range(50):
+            d = ((z[:, None, :] - centres[None, :, :]) ** 2).sum(-1)
+            new = d.argmin(1)
+            for j in range(k):
+                members = z[new == j]
+                if len(members):
+                    centres[j] = members.mean(0)
+            if np.array_equal(new, groups):
+                break
+            groups = new
+        used = np.unique(groups)
+        remap = np.full(k, -1)
+        remap[used] = np.arange(len(used))
+        groups = remap[groups]
+        centres = np.stack([x[groups == j].mean(0) for j in range(len(used))])
+    centres = np.rint(centres).astype(np.int64)
+    grouped = LoihiNeuron(i_decay=centres[:, 0], v_decay=centres[:, 1], vth_mant=centres[:, 2])
+    grouped.validate(where)
+    return groups.astype(np.int64), grouped

@@ -47,6 +47,12 @@ ATTR_META = "dsqn_meta"  # JSON: env_id, timesteps, reset_offset, encoder, input
 REQUIRED_META = ("env_id", "timesteps", "encoder", "readout", "n_actions", "input_shape", "reset_offset", "input_message_bits")
 SUPPORTED_LAYERS = ("input", "dense", "conv", "flatten")
 NEURON_KEYS = ("iDecay", "vDecay", "vThMant")
+# Heterogeneous neurons (Akl et al. 2023, quantized into groups): ``neuron/type`` = CUBA_GROUPS, ``iDecay``,
+# ``vDecay``, ``vThMant`` one value per group, ``group`` the group of every neuron (in the layer's neuron order),
+# ``groupsVersion``. Stock netx knows no such neuron type and refuses the file (its get_neuron_params returns None);
+# homogeneous layers stay CUBA with scalars, so files without heterogeneous layers load in stock netx unchanged.
+GROUPED_NEURON_TYPE = "CUBA_GROUPS"
+GROUPS_VERSION = 1
 
 
 @dataclass
@@ -58,13 +64,18 @@ class Layer:
     weight: np.ndarray  # dense: (out, in); conv: (out, in, kH, kW) in slayer's orientation
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
-    i_decay: int
-    v_decay: int
-    vth_mant: int
+    i_decay: int | np.ndarray  # one value, or one per group (with ``group``)
+    v_decay: int | np.ndarray
+    vth_mant: int | np.ndarray
     bias: np.ndarray | None = None  # bias_mant per neuron
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
     flatten_before: bool = False
+    group: np.ndarray | None = None  # heterogeneous neurons: the group of every neuron (CUBA_GROUPS)
+
+    @property
+    def heterogeneous(self) -> bool:
+        return self.group is not None
 
     @property
     def n_neurons(self) -> int:
@@ -82,7 +93,11 @@ class Layer:
         return np.full(self.n_neurons, b[0])
 
     def neuron(self) -> LoihiNeuron:
-        """The layer's neurons in Loihi integers (what the emulator's kernel runs)."""
+        """The layer's neurons in Loihi integers (what the emulator's kernel runs): per neuron for grouped layers."""
+        if self.group is not None:
+            g = self.group
+            return LoihiNeuron(i_decay=np.asarray(self.i_decay)[g], v_decay=np.asarray(self.v_decay)[g],
+                               vth_mant=np.asarray(self.vth_mant)[g], bias_mant=self.bias_per_neuron())
         return LoihiNeuron(i_decay=self.i_decay, v_decay=self.v_decay, vth_mant=self.vth_mant, bias_mant=self.bias_per_neuron())
 
 
@@ -327,22 +342,28 @@ def _read_layers(f: h5py.File, path: Path, require_meta: bool, input_shape_arg: 
                 f"{where}/weight: values outside the 8-bit range [{WEIGHT_INT_MIN}, {WEIGHT_INT_MAX}] "
                 f"(found {weight.min()}..{weight.max()})"
             )
+        groups: np.ndarray | None = None
         if "neuron" in g:
             n = g["neuron"]
             ntype = _layer_type(n, f"{where}/neuron")
-            if ntype != "CUBA":
-                raise UserError(f"{where}/neuron/type: '{ntype}' is not supported (only CUBA)")
-            i_decay = _int_scalar(n, "iDecay", f"{where}/neuron")
-            v_decay = _int_scalar(n, "vDecay", f"{where}/neuron")
-            vth = _int_scalar(n, "vThMant", f"{where}/neuron")
+            if ntype == GROUPED_NEURON_TYPE:
+                i_decay, v_decay, vth, groups = _read_groups(n, f"{where}/neuron")
+            elif ntype != "CUBA":
+                raise UserError(f"{where}/neuron/type: '{ntype}' is not supported (CUBA, {GROUPED_NEURON_TYPE})")
+            else:
+                i_decay = _int_scalar(n, "iDecay", f"{where}/neuron")
+                v_decay = _int_scalar(n, "vDecay", f"{where}/neuron")
+                vth = _int_scalar(n, "vThMant", f"{where}/neuron")
         else:  # netx's default non-leaky integrator
             i_decay, v_decay, vth = 0, DECAY_SCALE, NETX_DEFAULT_VTH_MANT
         for key, val in (("iDecay", i_decay), ("vDecay", v_decay)):
-            if not 0 <= val <= DECAY_SCALE:
-                raise UserError(f"{where}/neuron/{key}: {val} outside 0..{DECAY_SCALE}")
+            bad = np.asarray(val)[(np.asarray(val) < 0) | (np.asarray(val) > DECAY_SCALE)]
+            if bad.size:
+                raise UserError(f"{where}/neuron/{key}: {int(bad.reshape(-1)[0])} outside 0..{DECAY_SCALE}")
         # format-1 files (and netx's own default integrator) hold 2**17, one above the 17-bit field
-        if not 0 <= vth <= max(VTH_MANT_MAX, NETX_DEFAULT_VTH_MANT):
-            raise UserError(f"{where}/neuron/vThMant: {vth} outside 0..{VTH_MANT_MAX}")
+        bad = np.asarray(vth)[(np.asarray(vth) < 0) | (np.asarray(vth) > max(VTH_MANT_MAX, NETX_DEFAULT_VTH_MANT))]
+        if bad.size:
+            raise UserError(f"{where}/neuron/vThMant: {int(bad.reshape(-1)[0])} outside 0..{VTH_MANT_MAX}")
         in_shape = shape
         if kind == "dense":
             if flatten_next or len(in_shape) != 1:
@@ -378,6 +399,12 @@ def _read_layers(f: h5py.File, path: Path, require_meta: bool, input_shape_arg: 
             if declared != out_shape:
                 raise UserError(f"{where}/shape: declared {declared} but weights and input give {out_shape}")
             layer = Layer(i, "conv", w, in_shape, out_shape, i_decay, v_decay, vth, stride=stride, padding=padding)
+        if groups is not None:
+            if layer.kind != "dense":
+                raise UserError(f"{where}/neuron: {GROUPED_NEURON_TYPE} is supported on dense layers only")
+            if groups.size != layer.n_neurons:
+                raise UserError(f"{where}/neuron/group: {groups.size} entries for {layer.n_neurons} neurons")
+            layer.group = groups
         if "bias" in g:
             bias = _int_array(g, "bias", where).reshape(-1)
             if bias.size and (bias.min() < BIAS_MANT_MIN or bias.max() > BIAS_MANT_MAX):
@@ -394,6 +421,24 @@ def _read_layers(f: h5py.File, path: Path, require_meta: bool, input_shape_arg: 
     if meta:
         meta = _check_meta(path, meta, layers)
     return NetFile(path=path, layers=layers, meta=meta, input_shape=input_shape)
+
+
+def _read_groups(n: h5py.Group, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A CUBA_GROUPS neuron group: (iDecay, vDecay, vThMant per group, group per neuron), checked (one-line errors)."""
+    if "groupsVersion" not in n:
+        raise UserError(f"{where}/groupsVersion: missing (a {GROUPED_NEURON_TYPE} neuron group needs it)")
+    version = _int_scalar(n, "groupsVersion", where)
+    if version != GROUPS_VERSION:
+        raise UserError(f"{where}/groupsVersion: {version}, this toolchain reads {GROUPS_VERSION}")
+    arrays = [_int_array(n, key, where).reshape(-1).astype(np.int64) for key in (*NEURON_KEYS, "group")]
+    k = arrays[0].size
+    for key, arr in zip(NEURON_KEYS, arrays[:3]):
+        if arr.size != k or k == 0:
+            raise UserError(f"{where}/{key}: {arr.size} values, expected one per group ({k})")
+    group = arrays[3]
+    if group.size and (group.min() < 0 or group.max() >= k):
+        raise UserError(f"{where}/group: group index {int(group.min() if group.min() < 0 else group.max())} outside 0..{k - 1}")
+    return arrays[0], arrays[1], arrays[2], group
 
 
 def _check_meta(path: Path, meta: dict, layers: list[Layer]) -> dict:

@@ -17,13 +17,23 @@ What training computes is what Loihi computes, bit for bit (tests compare it wit
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from dataclasses import replace as dataclasses_replace
 
 import numpy as np
 import torch
 
 from . import cuba, fused, timing
 from . import neuron as kernel
-from .fixed_point import BIAS_MANT_MAX, BIAS_MANT_MIN, WEIGHT_SCALE, NeuronParams, quantize_threshold
+from .fixed_point import (
+    BIAS_MANT_MAX,
+    BIAS_MANT_MIN,
+    WEIGHT_SCALE,
+    LoihiNeuron,
+    NeuronParams,
+    draw_neurons,
+    group_neurons,
+    quantize_threshold,
+)
 from .readout import Readout
 
 ARCH_VERSION = 1
@@ -57,6 +67,15 @@ class NetSpec:
     action_low: list[float] = field(default_factory=list)
     """'action' only: the environment's action bounds."""
     action_high: list[float] = field(default_factory=list)
+    membrane_jitter: float = 0.0
+    """Akl et al. 2023's heterogeneous neurons: each hidden neuron's current decay, voltage decay and threshold
+    drawn once from N(mu, membrane_jitter * mu) around the layer's value (0 = one value per layer)."""
+    param_groups: int = 0
+    """with membrane_jitter: the drawn values quantized into at most this many (iDecay, vDecay, vThMant) groups
+    per layer, one Loihi neuron process each (0 = every neuron keeps its own; only the emulator runs that)."""
+    neuron_groups: list[dict] = field(default_factory=list)
+    """the drawn integers per hidden layer ({"group": per-neuron index, "i_decay", "v_decay", "vth_mant": per
+    group}); filled by :meth:`with_drawn_neurons`, stored in the checkpoint, written to model.net."""
 
     @property
     def n_layers(self) -> int:
@@ -67,6 +86,47 @@ class NetSpec:
         """Neuron parameters of hidden layer i (the first layer's threshold is in payload units)."""
         threshold = quantize_threshold(self.threshold) * (self.input_unit if i == 0 else 1)
         return NeuronParams(current_decay=self.current_decay, voltage_decay=self.voltage_decay, threshold=threshold)
+
+    def layer_sizes(self) -> list[int]:
+        """Neurons of each hidden layer."""
+        shape = list(self.input_shape)
+        sizes = []
+        for layer in self.layers:
+            if layer["type"] == "conv":
+                k, st = int(layer["kernel"]), int(layer.get("stride", 1))
+                shape = [int(layer["out"]), conv_out(shape[1], k, st), conv_out(shape[2], k, st)]
+            else:
+                shape = [int(layer["out"])]
+            sizes.append(int(np.prod(shape)))
+        return sizes
+
+    def with_drawn_neurons(self, seed: int) -> NetSpec:
+        """This spec with its heterogeneous neurons drawn (seeded: layer i from rng([seed, i])) and grouped; a
+        homogeneous spec (membrane_jitter 0) is returned unchanged."""
+        if self.membrane_jitter == 0 or self.neuron_groups:
+            return self
+        if any(layer["type"] != "dense" for layer in self.layers):
+            raise ValueError("heterogeneous neurons (membrane_jitter > 0) need dense hidden layers; conv layers are not supported yet")
+        groups = []
+        for i, n in enumerate(self.layer_sizes()):
+            where = f"layer {i}"
+            drawn = draw_neurons(self.layer_params(i), n, self.membrane_jitter, np.random.default_rng([seed, i]), where)
+            per_neuron = drawn.to_loihi(where)
+            k = self.param_groups or n
+            if k > n:
+                raise ValueError(f"{where}: --param-groups {k} is larger than the layer ({n} neurons)")
+            group, grouped = group_neurons(per_neuron, n, k, where)
+            groups.append({"group": group.tolist(), "i_decay": grouped.i_decay.tolist(), "v_decay": grouped.v_decay.tolist(),
+                           "vth_mant": grouped.vth_mant.tolist()})
+        return dataclasses_replace(self, neuron_groups=groups)
+
+    def layer_groups(self, i: int) -> tuple[np.ndarray, LoihiNeuron] | None:
+        """Hidden layer i's (group index per neuron, the groups' integers), or None for a homogeneous layer."""
+        if not self.neuron_groups:
+            return None
+        g = self.neuron_groups[i]
+        return (np.asarray(g["group"], dtype=np.int64),
+                LoihiNeuron(i_decay=np.asarray(g["i_decay"]), v_decay=np.asarray(g["v_decay"]), vth_mant=np.asarray(g["vth_mant"])))
 
     @property
     def readout(self) -> Readout:
@@ -83,6 +143,21 @@ class NetSpec:
         for i in range(len(self.layers)):
             self.layer_params(i).to_loihi(f"layer {i}")
         self.readout  # noqa: B018 - validates q_scale
+        if not (np.isfinite(self.membrane_jitter) and self.membrane_jitter >= 0):
+            raise ValueError(f"membrane jitter {self.membrane_jitter} must be a non-negative number")
+        if self.param_groups < 0:
+            raise ValueError(f"param groups {self.param_groups} must not be negative")
+        if self.neuron_groups:
+            sizes = self.layer_sizes()
+            if len(self.neuron_groups) != len(sizes):
+                raise ValueError(f"neuron_groups has {len(self.neuron_groups)} layers, the network {len(sizes)}")
+            for i, n in enumerate(sizes):
+                group, grouped = self.layer_groups(i)  # type: ignore[misc]
+                grouped.validate(f"layer {i}")
+                k = grouped.i_decay.size
+                if group.shape != (n,) or grouped.v_decay.size != k or grouped.vth_mant.size != k or \
+                        (n and (group.min() < 0 or group.max() >= k)):
+                    raise ValueError(f"layer {i}: neuron groups do not fit {n} neurons in {k} groups")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -127,6 +202,10 @@ class SpikingQNet(torch.nn.Module):
             blocks.append(cuba.Flatten(shape))
             shape = [int(np.prod(shape))]
         self.blocks = torch.nn.ModuleList(blocks)
+        for i, block in enumerate(self.neuron_blocks()):
+            groups = spec.layer_groups(i)
+            if groups is not None:
+                block.neuron.set_groups(*groups)
         self.readout = cuba.Readout(shape[0], spec.n_actions, weight_scale=1)
         # Readout bias in weight units per step; quantized to bias_mant / 64 on Loihi's grid.
         self.readout_bias = torch.nn.Parameter(torch.zeros(spec.n_actions))

@@ -27,9 +27,16 @@ class LayerRow:
     w_min: int
     w_max: int
     clipped: int
-    vth_mant: int
-    i_decay: int
-    v_decay: int
+    vth_mant: int | str  # "lo..hi" for heterogeneous neurons
+    i_decay: int | str
+    v_decay: int | str
+    groups: int = 0  # heterogeneous neurons: groups in the layer (0: one value for the layer)
+
+
+def _span(values: np.ndarray) -> int | str:
+    """A layer's value, or its range over heterogeneous neurons."""
+    values = np.asarray(values)
+    return int(values) if values.ndim == 0 else f"{int(values.min())}..{int(values.max())}"
 
 
 def _clipped_count(weight: torch.Tensor) -> int:
@@ -78,7 +85,8 @@ def export_model(model: SpikingQNet, encoder: Encoder, out: Path, meta: dict) ->
         w = block.synapse.weight_int()
         n = block.neuron.loihi(f"layer {len(rows)}")
         rows.append(LayerRow(len(rows), "conv" if isinstance(block, Conv) else "dense", tuple(block.neuron.shape), int(w.min()), int(w.max()),
-                             _clipped_count(block.synapse.weight), int(n.vth_mant), int(n.i_decay), int(n.v_decay)))
+                             _clipped_count(block.synapse.weight), _span(n.vth_mant), _span(n.i_decay), _span(n.v_decay),
+                             0 if block.neuron.groups is None else int(block.neuron.groups[1].i_decay.size)))
     syn = model.readout.synapse
     w = (quantize_8bit(syn.weight).detach() * WEIGHT_SCALE).reshape(syn.weight.shape[:2]).cpu().numpy().astype(np.float32)
     bias = np.rint(model.quantized_bias().detach().cpu().numpy().astype(np.float64) * WEIGHT_SCALE).astype(np.int64)
@@ -122,11 +130,13 @@ def verify_with_netx(path: Path) -> bool:
 
 
 def format_table(rows: list[LayerRow]) -> str:
-    head = f"{'layer':>5} {'kind':<8} {'shape':<14} {'weight range':<14} {'clipped':>7} {'vThMant':>8} {'iDecay':>6} {'vDecay':>6}"
+    hetero = any(r.groups for r in rows)
+    head = f"{'layer':>5} {'kind':<8} {'shape':<14} {'weight range':<14} {'clipped':>7} {'vThMant':>11} {'iDecay':>10} {'vDecay':>10}"
+    head += f" {'groups':>6}" if hetero else ""
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
             f"{r.index:>5} {r.kind:<8} {'x'.join(map(str, r.shape)):<14} {f'[{r.w_min}, {r.w_max}]':<14} "
-            f"{r.clipped:>7} {r.vth_mant:>8} {r.i_decay:>6} {r.v_decay:>6}"
+            f"{r.clipped:>7} {r.vth_mant:>11} {r.i_decay:>10} {r.v_decay:>10}" + (f" {r.groups or '-':>6}" if hetero else "")
         )
     return "\n".join(lines)
