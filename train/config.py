@@ -31,6 +31,13 @@ class TrainConfig:
     """LIF threshold (rounded to a multiple of 1/64); the first layer's is scaled by 2**frac_bits."""
     current_decay: float = 0.5
     voltage_decay: float = 0.5
+    membrane_jitter: float = 0.0
+    """Akl et al. 2023's heterogeneous neurons: every hidden neuron's current decay, voltage decay and threshold
+    drawn once (seeded) from N(mu, membrane_jitter * mu) around the values above (0 = one value per layer)."""
+    param_groups: int = 0
+    """with --membrane-jitter: quantize each layer's drawn values into at most this many (iDecay, vDecay, vThMant)
+    groups, one Loihi neuron process each; training uses exactly the grouped integers (0 = every neuron its own:
+    the emulator runs it, Lava and Loihi need groups)."""
     tau_grad: float = 0.01
     """width of slayer's exponential surrogate gradient in units of 100 x threshold (slayer's TAU_RHO_MULT):
     0.01 makes it one threshold wide (slayer's default 1.0 is a hundred thresholds wide, nearly flat)."""
@@ -235,6 +242,12 @@ def validate(cfg: TrainConfig) -> None:
             raise UserError(f"{_flag(name)} {getattr(cfg, name)}: must not be negative")
     if cfg.algo not in ("", "dqn", "td3"):
         raise UserError(f"--algo {cfg.algo!r}: expected dqn or td3")
+    if not 0 <= cfg.membrane_jitter <= 1:
+        raise UserError(f"--membrane-jitter {cfg.membrane_jitter}: must lie in [0, 1] (a fraction of each mean)")
+    if cfg.param_groups < 0:
+        raise UserError(f"--param-groups {cfg.param_groups}: must not be negative (0 = one group per neuron)")
+    if cfg.param_groups and not cfg.membrane_jitter:
+        raise UserError(f"--param-groups {cfg.param_groups}: groups quantize heterogeneous neurons; give --membrane-jitter > 0")
     if cfg.actor not in ("snn", "ann"):
         raise UserError(f"--actor {cfg.actor!r}: expected snn or ann")
     if cfg.actor == "ann" and cfg.algo == "dqn":

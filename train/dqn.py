@@ -70,7 +70,8 @@ def build(cfg: TrainConfig) -> tuple[SpikingQNet, NetSpec, Encoder]:
             n_actions=int(env.action_space.n), timesteps=cfg.timesteps, threshold=cfg.threshold,
             current_decay=cfg.current_decay, voltage_decay=cfg.voltage_decay, input_unit=encoder.unit, q_scale=cfg.q_scale,
             tau_grad=cfg.tau_grad, scale_grad=cfg.scale_grad,
-        )
+            membrane_jitter=cfg.membrane_jitter, param_groups=cfg.param_groups,
+        ).with_drawn_neurons(cfg.seed)  # heterogeneous neurons: drawn once per run, stored in the checkpoint's spec
         model = SpikingQNet(spec)
     except ValueError as exc:
         raise UserError(str(exc)) from None

@@ -50,7 +50,8 @@ def build_actor(cfg: TrainConfig) -> tuple[SpikingQNet, NetSpec, Encoder]:
             timesteps=cfg.timesteps, threshold=cfg.threshold, current_decay=cfg.current_decay,
             voltage_decay=cfg.voltage_decay, input_unit=encoder.unit, q_scale=cfg.q_scale, tau_grad=cfg.tau_grad,
             scale_grad=cfg.scale_grad, readout_kind="action", action_low=low, action_high=high,
-        )
+            membrane_jitter=cfg.membrane_jitter, param_groups=cfg.param_groups,
+        ).with_drawn_neurons(cfg.seed)  # heterogeneous neurons: drawn once per run, stored in the checkpoint's spec
         model = SpikingQNet(spec)
     except ValueError as exc:
         raise UserError(str(exc)) from None
