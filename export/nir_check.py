@@ -63,8 +63,12 @@ class SnnTorchNetwork:
         self.steps = int(md["steps_per_inference"]) - shift
         if self.steps != int(md["steps_without_delays"]) or self.steps < 1:
             raise UserError(f"{path}: metadata says {md['steps_without_delays']} steps without delays, the graph {self.steps}")
-        with contextlib.redirect_stdout(io.StringIO()):  # the importer prints progress lines
-            self.net = import_from_nir(flat)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # the importer prints progress lines
+                self.net = import_from_nir(flat)
+        except (AssertionError, ValueError, NotImplementedError) as exc:  # e.g. one threshold per layer only
+            raise UserError(f"{path}: snnTorch's importer refused the graph ({exc.__class__.__name__}: "
+                            f"{' '.join(str(exc).split())[:160] or 'no message'})") from None
         self.net.eval()
         self.neurons = [m for m in self.net.modules() if isinstance(m, snntorch.SpikingNeuron)]
         self.readout = self.net.get_submodule(READOUT_NODE)

@@ -111,17 +111,21 @@ def _nir():  # type: ignore[no-untyped-def]
 def cuba_lif_params(neuron: LoihiNeuron, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
     """NIR CubaLIF parameters (float64 arrays of ``shape``, one value per neuron) of a Loihi neuron group."""
     p: NeuronParams = neuron.to_float()
-    d_u = np.broadcast_to(np.asarray(p.current_decay, dtype=np.float64), shape)
-    d_v = np.broadcast_to(np.asarray(p.voltage_decay, dtype=np.float64), shape)
+
+    def per_neuron(x: object) -> np.ndarray:  # a layer's scalar, or heterogeneous neurons' flat (n,) array
+        a = np.asarray(x, dtype=np.float64)
+        return a.reshape(shape) if a.size == int(np.prod(shape)) and a.ndim else np.broadcast_to(a, shape)
+
+    d_u, d_v = per_neuron(p.current_decay), per_neuron(p.voltage_decay)
     with np.errstate(divide="ignore"):
         gain_u = np.where(d_u > 0, 1.0 / np.where(d_u > 0, d_u, 1.0), NO_LEAK)
         gain_v = np.where(d_v > 0, 1.0 / np.where(d_v > 0, d_v, 1.0), NO_LEAK)
-    bias = np.broadcast_to(np.asarray(p.bias, dtype=np.float64), shape)
+    bias = per_neuron(p.bias)
     return {
         "tau_syn": DT * gain_u, "w_in": gain_u.copy(),
         "tau_mem": DT * gain_v, "r": gain_v.copy(),
         "v_leak": bias * gain_v,
-        "v_threshold": np.broadcast_to(np.asarray(p.threshold, dtype=np.float64), shape).copy(),
+        "v_threshold": per_neuron(p.threshold).copy(),
         "v_reset": np.zeros(shape, dtype=np.float64),
     }
 

@@ -10,6 +10,7 @@ emulator's) on >= 99 % of steps.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import json
 import re
@@ -129,6 +130,31 @@ def test_dense_graph_nodes_parameters_and_metadata_round_trip(tmp_path):
 def export_model_file(model, path: Path) -> Path:  # type: ignore[no-untyped-def]
     export_model(model, ENC, path, _meta(model))
     return path
+
+
+def test_heterogeneous_neurons_are_per_neuron_arrays_and_snntorch_refusal_is_one_line(tmp_path):
+    """--membrane-jitter / --param-groups give each neuron its own integers: the CubaLIF arrays carry them neuron by
+    neuron; snnTorch 1.0's importer takes one threshold per layer and says so (a UserError, one line)."""
+    from dsqn.errors import UserError
+    from dsqn.fixed_point import LoihiNeuron
+
+    model = make_net(seed=1)
+    group = np.arange(24) % 3
+    grouped = LoihiNeuron(i_decay=np.array([1024, 2048, 4096]), v_decay=np.array([512, 0, 1024]),
+                          vth_mant=np.array([64 * 32, 64 * 40, 64 * 48]))
+    model.blocks[0].neuron.set_groups(group, grouped)
+    c = _write(model, tmp_path / "m.nir").nodes["layer0_neuron"]
+    i_dec, v_dec, vth = grouped.i_decay[group], grouped.v_decay[group], grouped.vth_mant[group]
+    np.testing.assert_array_equal(c.tau_syn, DT / (i_dec / DECAY_SCALE))
+    np.testing.assert_array_equal(c.w_in, DECAY_SCALE / i_dec)
+    np.testing.assert_array_equal(c.tau_mem, np.where(v_dec > 0, DT / (np.maximum(v_dec, 1) / DECAY_SCALE), DT * NO_LEAK))
+    np.testing.assert_array_equal(c.r, np.where(v_dec > 0, DECAY_SCALE / np.maximum(v_dec, 1), NO_LEAK))
+    np.testing.assert_array_equal(c.v_threshold, vth / WEIGHT_SCALE)
+    if importlib.util.find_spec("snntorch") is not None:
+        from dsqn.export.nir_check import SnnTorchNetwork
+
+        with pytest.raises(UserError, match="snnTorch's importer refused the graph"):
+            SnnTorchNetwork(tmp_path / "m.nir")
 
 
 # --------------------------------------------------------------------------------------------------------------
