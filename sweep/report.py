@@ -51,71 +51,67 @@ def importances(study: Any) -> dict[str, dict[str, float] | str]:
 
 
 def _save(fig: Any, out: Path, stem: str) -> list[str]:
-    names = []
-    for ext in ("png", "svg"):
-        fig.savefig(out / f"{stem}.{ext}", dpi=110, bbox_inches="tight")
-        names.append(f"{stem}.{ext}")
-    return names
+    """Through the toolchain's one figure module: SVG, PDF and PNG, written atomically."""
+    from dsqn.figures import save_figure
+
+    return [p.name for p in save_figure(fig, out, stem).values()]
 
 
 def figures(rows: list[dict], pareto: list[int], imps: dict, out: Path, top: int) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from dsqn.figures import COLORS, PALETTE, WIDTH_IN, new_figure, style
 
     files: list[str] = []
     done = [r for r in rows if r["state"] == "COMPLETE"]
-    # 1. Pareto front
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    others = [r for r in done if r["number"] not in pareto]
-    ax.scatter([r["energy_nj"] for r in others], [r["return"] for r in others], c="0.6", s=22, label="completed trial")
-    front = sorted((r for r in done if r["number"] in pareto), key=lambda r: r["energy_nj"])
-    if front:
-        ax.step([r["energy_nj"] for r in front], [r["return"] for r in front], where="post", c="C3", lw=1)
-        ax.scatter([r["energy_nj"] for r in front], [r["return"] for r in front], c="C3", s=36, zorder=3, label="Pareto front")
-        for r in front:
-            ax.annotate(f"#{r['number']}", (r["energy_nj"], r["return"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax.set_xlabel("energy per inference on the emulator (nJ)")
-    ax.set_ylabel("final greedy return")
-    ax.set_title("return versus energy per inference")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
-    files += _save(fig, out, "pareto")
-    plt.close(fig)
-    # 2. importances per objective
-    fig, axes = plt.subplots(1, len(OBJECTIVES), figsize=(10, 3.6))
-    for ax, name in zip(axes, OBJECTIVES):
-        imp = imps.get(name)
-        if isinstance(imp, dict) and imp:
-            keys = list(imp)[::-1]
-            ax.barh(keys, [imp[k] for k in keys], color="C0")
-            ax.set_xlim(0, max(1e-9, max(imp.values())) * 1.1)
-        else:
-            ax.text(0.5, 0.5, str(imp or "none"), ha="center", va="center", wrap=True, fontsize=8, transform=ax.transAxes)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        ax.set_title(f"importance: {name}", fontsize=9)
-    fig.tight_layout()
-    files += _save(fig, out, "importance")
-    plt.close(fig)
-    # 3. learning curves: the Pareto trials, then the best returns, up to `top`
-    best = sorted(done, key=lambda r: (r["number"] not in pareto, -(r["return"] or -math.inf)))[:top]
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    for r in rows:
-        if r["curve"] and r not in best:
-            ax.plot(*zip(*r["curve"]), c="0.85", lw=0.8, zorder=1)
-    for i, r in enumerate(best):
-        if r["curve"]:
-            ax.plot(*zip(*r["curve"]), c=f"C{i % 10}", lw=1.4, marker=".", label=f"#{r['number']} ({r['return']:.0f}, {r['energy_nj']:.1f} nJ)")
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("greedy evaluation return")
-    ax.set_title("learning curves of the best trials (grey: the others)")
-    ax.grid(alpha=0.3)
-    if best:
-        ax.legend(fontsize=7, loc="best")
-    files += _save(fig, out, "curves")
-    plt.close(fig)
+    with style():
+        # 1. Pareto front
+        fig = new_figure(4.4)
+        ax = fig.add_subplot()
+        others = [r for r in done if r["number"] not in pareto]
+        ax.scatter([r["energy_nj"] for r in others], [r["return"] for r in others], c=COLORS["faint"], s=22, label="completed trial")
+        front = sorted((r for r in done if r["number"] in pareto), key=lambda r: r["energy_nj"])
+        if front:
+            ax.step([r["energy_nj"] for r in front], [r["return"] for r in front], where="post", c=COLORS["snn"], lw=1)
+            ax.scatter([r["energy_nj"] for r in front], [r["return"] for r in front], c=COLORS["snn"], s=36, zorder=3,
+                       label="Pareto front")
+            for r in front:
+                ax.annotate(f"#{r['number']}", (r["energy_nj"], r["return"]), textcoords="offset points", xytext=(4, 4))
+        ax.set_xlabel("energy per inference on the emulator (nJ)")
+        ax.set_ylabel("final greedy return")
+        ax.set_title("return versus energy per inference")
+        ax.legend(loc="best")
+        files += _save(fig, out, "pareto")
+        # 2. importances per objective
+        fig = new_figure(3.6, WIDTH_IN * 1.5)
+        axes = fig.subplots(1, len(OBJECTIVES))
+        for ax, name in zip(axes, OBJECTIVES):
+            imp = imps.get(name)
+            if isinstance(imp, dict) and imp:
+                keys = list(imp)[::-1]
+                ax.barh(keys, [imp[k] for k in keys], color=PALETTE[0])
+                ax.set_xlim(0, max(1e-9, max(imp.values())) * 1.1)
+            else:
+                ax.text(0.5, 0.5, str(imp or "none"), ha="center", va="center", wrap=True, transform=ax.transAxes)
+                ax.set_xticks([])
+                ax.set_yticks([])
+            ax.set_title(f"importance: {name}")
+        files += _save(fig, out, "importance")
+        # 3. learning curves: the Pareto trials, then the best returns, up to `top`
+        best = sorted(done, key=lambda r: (r["number"] not in pareto, -(r["return"] or -math.inf)))[:top]
+        fig = new_figure(4.4)
+        ax = fig.add_subplot()
+        for r in rows:
+            if r["curve"] and r not in best:
+                ax.plot(*zip(*r["curve"]), c=COLORS["faint"], lw=0.8, zorder=1)
+        for i, r in enumerate(best):
+            if r["curve"]:
+                ax.plot(*zip(*r["curve"]), c=PALETTE[i % len(PALETTE)], marker=".",
+                        label=f"#{r['number']} ({r['return']:.0f}, {r['energy_nj']:.1f} nJ)")
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("greedy evaluation return")
+        ax.set_title("learning curves of the best trials (grey: the others)")
+        if best:
+            ax.legend(loc="best")
+        files += _save(fig, out, "curves")
     return files
 
 
