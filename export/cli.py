@@ -79,9 +79,10 @@ def _write_netx(model, spec, encoder, src: Path, tmp: Path, out: Path, meta: dic
     ro = spec.readout
     return [format_table(rows),
             f"T={spec.timesteps} encoding={encoder.kind} (1 unit = {encoder.unit} payload, {encoder.payload_bits}-bit graded input) "
-            f"readout=v of layer {spec.n_layers - 1}, Q = {ro.scale:g} * v / {ro.divisor}",
-            f"wrote {out}; " + ("re-read with lava.lib.dl.netx.hdf5.Network: ok" if checked else
-                                "checked with dsqn's reader (stock netx not re-read: the lava extra is not installed)")]
+            f"readout=v of layer {spec.n_layers - 1}, "
+            + (f"Q = {ro.scale:g} * v / {ro.divisor}" if ro.kind == "q" else
+               f"action = low + (tanh({ro.scale:g} * v / {ro.divisor}) + 1) * (high - low) / 2, bounds {list(ro.low)}..{list(ro.high)}"),
+            f"wrote {out}; {checked}"]
 
 
 def _write_nir(model, spec, encoder, src: Path, tmp: Path, out: Path, meta: dict) -> list[str]:  # type: ignore[no-untyped-def]

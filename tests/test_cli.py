@@ -133,7 +133,7 @@ def test_export_bad_checkpoints(tmp_path: Path, trained: Path):
 @pytest.mark.parametrize("flag,value,needle", [("--current-decay", "1.5", "--current-decay 1.5: must lie in [0, 1]"),
                                                 ("--voltage-decay", "nan", "--voltage-decay nan: not a finite number"),
                                                 ("--threshold", "3000", "threshold"),
-                                                ("--env-id", "Pendulum-v1", "the DQN trainer needs a discrete action space"),
+                                                ("--algo", "td3", "TD3 needs a continuous (Box) action space"),
                                                 ("--eval-every", "0", "--eval-every 0")])
 def test_train_refuses_parameters_outside_loihi_ranges(tmp_path: Path, flag: str, value: str, needle: str):
     r = run(["dsqn-train", "--env-id", "CartPole-v1", "--total-steps", "10", flag, value, "--out", str(tmp_path / "r"),
