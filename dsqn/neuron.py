@@ -207,15 +207,16 @@ if HAVE_NUMBA:
         stays below 2**53 (|u| < 2**26, keep <= 2**12), so products, trunc(x / 4096) and sums are exact, and loops
         over neurons that call it vectorise (AVX2 has no int64 multiply). ``a`` is the synaptic input in state
         units. Returns the new u, the pre-reset v (saturated), whether it fires, and the number of wrap/saturation
-        events (0-3). The only copy of the chip's neuron arithmetic on the CPU; the torch reference does the same
+        events (0-2). The only copy of the chip's neuron arithmetic on the CPU; the torch reference does the same
         in int64 and the tests hold them equal."""
-        uu = np.trunc(u * keep_u * (1.0 / 4096.0)) + a
-        over = np.float64(uu > 8388608.0)
-        under = np.float64(uu <= -8388608.0)
-        uu = uu - 16777216.0 * over + 16777216.0 * under
+        # Selects, not bool-to-float conversions: LLVM vectorises them to one mask AND/blend each (1.5x faster loop).
+        # A wrap moves u by 2**24, so it happened exactly where uu != p; a saturation exactly where vs != vv.
+        p = np.trunc(u * keep_u * (1.0 / 4096.0)) + a
+        uu = p - 16777216.0 if p > 8388608.0 else p
+        uu = uu + 16777216.0 if p <= -8388608.0 else uu
         vv = np.trunc(v * keep_v * (1.0 / 4096.0)) + uu + bias
         vs = min(max(vv, -8388607.0), 8388607.0)
-        return uu, vs, vs > vth, over + under + np.float64(vs != vv)
+        return uu, vs, vs > vth, (1.0 if uu != p else 0.0) + (1.0 if vs != vv else 0.0)
 
     def _fwd_impl(z, const, t_on, t_off, n_steps, keep_u, keep_v, bias, vth, resets, delay, spikes, v_pre, u_rec,  # type: ignore[no-untyped-def]
                   record_u, chunk, events):

@@ -74,6 +74,9 @@ class Emulator:
         self.layers = net.layers
         # 8-bit integer weights are exact in float32; products are made exact by dsqn.cuba.exact_product
         self._w32 = [torch.from_numpy(layer.weight.astype(np.float32)) for layer in self.layers]
+        # the same weights / WEIGHT_SCALE (a power of two: every product and partial sum is the integer one scaled
+        # exactly), so that synaptic sums come out in weight units without a division pass over them
+        self._w_units = [w / WEIGHT_SCALE for w in self._w32]
         # each layer's integers as the kernels take them, once (no surrogate: the emulator never differentiates)
         self._params = [kernel.KernelParams(*layer.neuron().per_neuron(layer.n_neurons), tau_rho=np.ones(layer.n_neurons),
                                             scale_rho=0.0) for layer in self.layers]
@@ -92,12 +95,13 @@ class Emulator:
                                          [layer.weight for layer in self.layers[1:]])
         return self._fused
 
-    def synaptic_input(self, i: int, x: torch.Tensor, binary: bool) -> torch.Tensor:
+    def synaptic_input(self, i: int, x: torch.Tensor, binary: bool, scaled: bool = False) -> torch.Tensor:
         """x: (B, S, n_in) spikes (0/1) or graded payloads of layer i's source -> (B, S, n_out) exact integer
-        sums in weight units (dsqn.cuba.exact_product: float32 where exact, split or float64 where not)."""
+        sums of the integer weights (dsqn.cuba.exact_product: float32 where exact, split or float64 where not);
+        with ``scaled`` the same sums / WEIGHT_SCALE, bit for bit (what the neuron kernel takes)."""
         layer = self.layers[i]
         b, s = x.shape[0], x.shape[1]
-        w = self._w32[i]
+        w = (self._w_units if scaled else self._w32)[i]
         fan_in = int(np.prod(w.shape[1:]))
         rows = x.reshape(b * s, *((-1,) if layer.kind == "dense" else layer.in_shape))
         if layer.kind == "dense":
@@ -133,13 +137,13 @@ class Emulator:
         for i in range(len(self.layers)):
             # One step of synaptic delay: what arrives on step t was accumulated on step t-1.
             if i == 0 and const_steps:
-                z = self.synaptic_input(0, x[:, :1], binary=False) / WEIGHT_SCALE  # (B, 1, N), weight units
+                z = self.synaptic_input(0, x[:, :1], binary=False, scaled=True)  # (B, 1, N), weight units
                 t_on, t_off, const = timing.SYNAPSE_DELAY, const_steps + timing.SYNAPSE_DELAY, True
             else:
                 m = min(x.shape[1], n_steps - timing.SYNAPSE_DELAY)
-                a = self.synaptic_input(i, x[:, :m], binary=i > 0)  # (B, m, N)
+                a = self.synaptic_input(i, x[:, :m], binary=i > 0, scaled=True)  # (B, m, N), weight units
                 z = torch.zeros((b, n_steps, a.shape[-1]), dtype=a.dtype)
-                z[:, timing.SYNAPSE_DELAY : timing.SYNAPSE_DELAY + m] = a / WEIGHT_SCALE
+                z[:, timing.SYNAPSE_DELAY : timing.SYNAPSE_DELAY + m] = a
                 t_on, t_off, const = 0, n_steps, False
             resets = timing.reset_mask(i, n_steps, reset_interval, reset_offset, first_step=start_step - 1)
             spikes, v_pre, u_rec, events = kernel.forward(z.contiguous(), const, t_on, t_off, n_steps, self._params[i], resets,
@@ -206,7 +210,7 @@ class Emulator:
         at = timing.readout_step(T) - timing.window(last, T).start
         for i in range(len(self.layers)):
             const = i == 0
-            z = self.synaptic_input(i, x, binary=not const) / WEIGHT_SCALE  # (B, 1 or T, N), weight units
+            z = self.synaptic_input(i, x, binary=not const, scaled=True)  # (B, 1 or T, N), weight units
             spikes, v_pre, _, events = kernel.forward(z.contiguous(), const, 0, T, T, self._params[i], no_resets)
             if i == last:
                 v_out = after_reset(spikes[:, at].numpy(), v_pre[:, at].numpy())
