@@ -11,8 +11,9 @@ processes are left behind (lava issues #88, #231, #716):
   ignores SIGINT -- a terminal's Ctrl-C reaches the whole process group, and only this process handles it, by
   stopping the runtime -- and dies with this process (Linux ``PR_SET_PDEATHSIG``), so even a SIGKILL of this
   process leaves none of them running;
-- ``close`` is bounded in time: a runtime that does not stop within ``STOP_TIMEOUT_S`` (a worker already dead)
-  has its processes killed and its shared-memory segments unlinked;
+- ``close`` is bounded in time: a runtime that does not stop within ``STOP_TIMEOUT_S`` (a worker already dead;
+  ``STOP_S_PER_PROCESS`` per process for graphs of many processes) has its processes killed and its shared-memory
+  segments unlinked;
 - at exit, networks not closed are closed before multiprocessing joins its children;
 - multiprocessing's socket folder is ``dsqn-lava-<pid>-*`` in the temp folder, removed at exit (after a SIGKILL,
   by the next run).
@@ -32,8 +33,10 @@ import sys
 import tempfile
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -42,6 +45,7 @@ from dsqn.extras import import_lava_dl, ready_for_lava
 from dsqn.netfile import NetFile
 
 STOP_TIMEOUT_S = 5.0  # how long close() waits for Lava's runtime to stop before it kills the processes
+STOP_S_PER_PROCESS = 0.1  # ... or this long per Lava process, if longer (a grouped graph can hold hundreds)
 
 _PR_SET_PDEATHSIG = 1
 _forking_pid = 0  # set in the parent just before a fork; the child reads its parent's pid from it
@@ -111,16 +115,32 @@ def _close_open_networks() -> None:
     _kill_children(0.5)
 
 
+def _live_children() -> list[multiprocessing.process.BaseProcess]:
+    """multiprocessing's live children of this process. Lava's runtime may be closing them in its stop thread
+    meanwhile (a stop that outran its time bound): a child closed under our feet is skipped, not an error."""
+    try:
+        return multiprocessing.active_children()
+    except (AttributeError, ValueError):  # a child's _popen set to None / closed between the snapshot and poll()
+        children = []
+        for child in list(multiprocessing.process._children):  # type: ignore[attr-defined]
+            with contextlib.suppress(AttributeError, ValueError):
+                if child.is_alive():
+                    children.append(child)
+        return children
+
+
 def _kill_children(grace_s: float) -> None:
     """Kill the multiprocessing children of this process still alive after ``grace_s`` seconds."""
-    children = multiprocessing.active_children()
+    children = _live_children()
     for child in children:
-        child.join(grace_s)
+        with contextlib.suppress(AttributeError, ValueError):
+            child.join(grace_s)
         grace_s = 0.0
     for child in children:
-        if child.is_alive():
-            child.kill()
-            child.join(1.0)
+        with contextlib.suppress(AttributeError, ValueError):
+            if child.is_alive():
+                child.kill()
+                child.join(1.0)
 
 
 def _int_injector_model():  # type: ignore[no-untyped-def]
@@ -171,88 +191,105 @@ def _whc_to_chw_flat(arr: np.ndarray) -> np.ndarray:
     return arr.reshape(-1)
 
 
-class LavaNetwork:
-    """A netx network with an Injector in front and Extractors behind every layer."""
+@dataclass
+class Part:
+    """One Lava neuron process of a layer and the Extractor behind it. ``index``: where its neurons sit in the
+    layer's (file) neuron order; None: it is the whole layer, in netx's (W, H, C) order."""
 
-    def __init__(self, path: str | Path, timesteps: int, input_message_bits: int, reset_interval: int | None,
-                 reset_offset: int, backend: str = "sim", input_shape: tuple[int, ...] | None = None) -> None:
-        ready_for_lava()
-        from lava.magma.core.run_configs import Loihi2SimCfg
-        from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
-        from lava.proc.io.injector import Injector
+    neuron: Any  # a LIF / LIFReset process (or anything with u, v Vars)
+    extractor: Any  # the Extractor its spikes flow to
+    index: np.ndarray | None = None
 
-        netx = import_lava_dl("netx")
-        self.T = int(timesteps)
-        self.net = netx.hdf5.Network(
-            net_config=str(path),
-            input_message_bits=int(input_message_bits),
-            reset_interval=reset_interval,
-            reset_offset=int(reset_offset),
-            # netx wants (x, y, c) for a conv-first file without an input layer
-            input_shape=None if input_shape is None or len(input_shape) != 3 else tuple(int(s) for s in input_shape[::-1]),
+
+def _assemble(parts: list[Part], get: Callable[[Part], np.ndarray]) -> np.ndarray:
+    """One layer's values in the file's neuron order: from its parts (scattered by their index sets)."""
+    if len(parts) == 1 and parts[0].index is None:
+        return _whc_to_chw_flat(np.asarray(get(parts[0])))
+    n = sum(int(p.index.size) for p in parts)  # type: ignore[union-attr]
+    out: np.ndarray | None = None
+    for p in parts:
+        vals = np.asarray(get(p)).reshape(-1)
+        if out is None:
+            out = np.zeros(n, dtype=vals.dtype)
+        out[p.index] = vals
+    assert out is not None
+    return out
+
+
+def _run_cfg(backend: str):  # type: ignore[no-untyped-def]
+    """Lava's run configuration for ``sim`` (CPU, bit-accurate fixed_pt models) or ``loihi2`` (lava-loihi)."""
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
+    from lava.proc.io.injector import Injector
+
+    if backend == "sim":
+        return Loihi2SimCfg(
+            select_tag="fixed_pt",
+            exception_proc_model_map={Injector: _int_injector_model(), Extractor: PyLoihiExtractorModel},
         )
-        self.injector = Injector(shape=self.net.inp.shape, buffer_size=self.T + 1)
-        self.injector.out_port.connect(self.net.inp)
-        self.extractors = []
-        for layer in self.net.layers:
-            ex = Extractor(shape=layer.out.shape, buffer_size=self.T + 1)
-            layer.out.connect(ex.in_port)
-            self.extractors.append(ex)
-        self.readout = self.net.layers[-1].neuron
-        if backend == "sim":
-            self.run_cfg = Loihi2SimCfg(
-                select_tag="fixed_pt",
-                exception_proc_model_map={Injector: _int_injector_model(), Extractor: PyLoihiExtractorModel},
-            )
-        elif backend == "loihi2":
-            if not loihi2_available():
-                raise UserError("backend loihi2 needs Intel's lava-loihi extension, which is not installed")
-            from lava.magma.core.run_configs import Loihi2HwCfg
+    if backend == "loihi2":
+        if not loihi2_available():
+            raise UserError("backend loihi2 needs Intel's lava-loihi extension, which is not installed")
+        from lava.magma.core.run_configs import Loihi2HwCfg
 
-            self.run_cfg = Loihi2HwCfg(exception_proc_model_map={Injector: _int_injector_model(), Extractor: PyLoihiExtractorModel})
-        else:
-            raise UserError(f"unknown Lava backend {backend!r}")
+        return Loihi2HwCfg(exception_proc_model_map={Injector: _int_injector_model(), Extractor: PyLoihiExtractorModel})
+    raise UserError(f"unknown Lava backend {backend!r}")
+
+
+_G = TypeVar("_G", bound="LavaGraph")
+
+
+class LavaGraph:
+    """What every Lava graph of this toolchain shares: an Injector in front, an Extractor behind every neuron
+    process, T-step inferences, and the runtime handling (fork guard, bounded close, shared-memory cleanup, closed at
+    exit). A subclass builds the graph -- ``self.injector``, ``self._layers`` (per layer its :class:`Part` s, the
+    readout last), ``self._root`` (a process of the graph: runs and stops it), ``self.run_cfg`` -- and calls
+    :meth:`_register` at the end of its ``__init__``."""
+
+    T: int
+    injector: Any
+    run_cfg: Any
+    _root: Any
+    _layers: list[list[Part]]
+
+    def _register(self) -> None:
         self._started = False
         self._closed = False
         _open_networks.add(self)
 
-    @classmethod
-    def from_netfile(cls, net: NetFile, backend: str = "sim") -> LavaNetwork:
-        """T, resets and input width exactly as the file states them (dsqn.netfile.NetFile)."""
-        return cls(net.path, net.timesteps, net.input_message_bits, net.reset_interval, net.reset_offset, backend)
+    @property
+    def extractors(self) -> list[Any]:
+        return [p.extractor for parts in self._layers for p in parts]
 
     def _to_lava(self, payload: np.ndarray) -> np.ndarray:
-        payload = np.asarray(payload)
-        if payload.ndim == 3:  # (C, H, W) -> netx (W, H, C)
-            payload = payload.transpose(2, 1, 0)
-        return payload.reshape(self.net.inp.shape).astype(np.float64)
+        raise NotImplementedError
 
     def infer(self, payload: np.ndarray, record_state: bool = False) -> Inference:
         """One inference of T steps on the encoded observation ``payload`` (input_shape)."""
         from lava.magma.core.run_conditions import RunSteps
 
         data = self._to_lava(payload)
-        us: list[list[np.ndarray]] = [[] for _ in self.net.layers]
-        vs: list[list[np.ndarray]] = [[] for _ in self.net.layers]
+        us: list[list[np.ndarray]] = [[] for _ in self._layers]
+        vs: list[list[np.ndarray]] = [[] for _ in self._layers]
         if record_state:
             for _ in range(self.T):
                 self._start()
-                self.net.run(condition=RunSteps(num_steps=1, blocking=False), run_cfg=self.run_cfg)
+                self._root.run(condition=RunSteps(num_steps=1, blocking=False), run_cfg=self.run_cfg)
                 self.injector.send(data)
-                self.net.wait()
-                for i, layer in enumerate(self.net.layers):
-                    us[i].append(_whc_to_chw_flat(layer.neuron.u.get()).astype(np.int64))
-                    vs[i].append(_whc_to_chw_flat(layer.neuron.v.get()).astype(np.int64))
+                self._root.wait()
+                for i, parts in enumerate(self._layers):
+                    us[i].append(_assemble(parts, lambda p: p.neuron.u.get()).astype(np.int64))
+                    vs[i].append(_assemble(parts, lambda p: p.neuron.v.get()).astype(np.int64))
         else:
             self._start()
-            self.net.run(condition=RunSteps(num_steps=self.T, blocking=False), run_cfg=self.run_cfg)
+            self._root.run(condition=RunSteps(num_steps=self.T, blocking=False), run_cfg=self.run_cfg)
             for _ in range(self.T):
                 self.injector.send(data)
-            self.net.wait()
+            self._root.wait()
         spikes = []
-        for ex in self.extractors:
-            spikes.append(np.stack([_whc_to_chw_flat(ex.receive()) != 0 for _ in range(self.T)], axis=-1))
-        readout_v = _whc_to_chw_flat(self.readout.v.get()).astype(np.int64)
+        for parts in self._layers:
+            spikes.append(np.stack([_assemble(parts, lambda p: p.extractor.receive()) != 0 for _ in range(self.T)], axis=-1))
+        readout_v = _assemble(self._layers[-1], lambda p: p.neuron.v.get()).astype(np.int64)
         if record_state:
             return Inference(readout_v, spikes, [np.stack(x, -1) for x in us], [np.stack(x, -1) for x in vs])
         return Inference(readout_v, spikes)
@@ -260,23 +297,25 @@ class LavaNetwork:
     def _start(self) -> None:
         if not self._started:
             if self._closed:
-                raise RuntimeError("LavaNetwork used after close()")
+                raise RuntimeError(f"{type(self).__name__} used after close()")
             _guard_forks()
             self._started = True  # before the runtime exists: an interrupted start is stopped too
 
     def _stop_runtime(self) -> bool:
-        """net.stop() in a thread, waited for STOP_TIMEOUT_S; whether it stopped."""
+        """Stop the runtime in a thread, waited for STOP_TIMEOUT_S (or STOP_S_PER_PROCESS per process Lava started,
+        if longer: its stop joins them one by one); whether it stopped."""
         errors: list[BaseException] = []
 
         def stop() -> None:
             try:
-                self.net.stop()
+                self._root.stop()
             except BaseException as exc:  # noqa: BLE001 - reported to the caller below
                 errors.append(exc)
 
+        timeout_s = max(STOP_TIMEOUT_S, STOP_S_PER_PROCESS * len(_live_children()))
         thread = threading.Thread(target=stop, name="lava-stop", daemon=True)
         thread.start()
-        thread.join(STOP_TIMEOUT_S)
+        thread.join(timeout_s)
         if thread.is_alive():
             return False
         if errors:
@@ -285,7 +324,7 @@ class LavaNetwork:
             # TERMINATED and raise ("Runtime Received [0.]"); its `finally` has already stopped the messaging
             # infrastructure (the worker processes). Stop the watchdog manager it skips, so nothing is left.
             if isinstance(exc, RuntimeError) and str(exc).startswith("Runtime Received"):
-                watchdog = getattr(getattr(self.net, "runtime", None), "_watchdog_manager", None)
+                watchdog = getattr(getattr(self._root, "runtime", None), "_watchdog_manager", None)
                 if watchdog is not None:
                     with contextlib.suppress(Exception):
                         watchdog.stop()
@@ -295,11 +334,11 @@ class LavaNetwork:
 
     def _unlink_shared_memory(self) -> None:
         """The runtime's shared-memory segments (/dev/shm/psm_*), where its manager did not get to unlink them."""
-        messaging = getattr(getattr(self.net, "runtime", None), "_messaging_infrastructure", None)
+        messaging = getattr(getattr(self._root, "runtime", None), "_messaging_infrastructure", None)
         smm = getattr(messaging, "smm", None) if messaging is not None else None
         for handle in list(getattr(smm, "_shared_memory_handles", None) or []):
-            with contextlib.suppress(Exception):
-                handle.close()
+            # unlink only: the stop thread may still read the mapping (unmapping it under that thread can crash this
+            # process); the memory goes with the mapping, at the latest when this process exits
             with contextlib.suppress(FileNotFoundError, Exception):
                 handle.unlink()
 
@@ -315,7 +354,7 @@ class LavaNetwork:
         in_main = threading.current_thread() is threading.main_thread()
         old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
         try:
-            runtime = getattr(self.net, "runtime", None)
+            runtime = getattr(self._root, "runtime", None)
             if runtime is None or not self._stop_runtime():
                 self._unlink_shared_memory()
                 _kill_children(0.0)
@@ -327,8 +366,58 @@ class LavaNetwork:
             for sig, handler in old.items():
                 signal.signal(sig, handler)
 
-    def __enter__(self) -> LavaNetwork:
+    def __enter__(self: _G) -> _G:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class LavaNetwork(LavaGraph):
+    """A stock netx network (``netx.hdf5.Network``) with an Injector in front and Extractors behind every layer.
+    ``from_netfile`` builds :class:`dsqn.deploy.lava_grouped.GroupedLavaNetwork` instead for files with
+    heterogeneous (CUBA_GROUPS) layers, which stock netx cannot build."""
+
+    def __init__(self, path: str | Path, timesteps: int, input_message_bits: int, reset_interval: int | None,
+                 reset_offset: int, backend: str = "sim", input_shape: tuple[int, ...] | None = None) -> None:
+        ready_for_lava()
+        from lava.proc.io.extractor import Extractor
+        from lava.proc.io.injector import Injector
+
+        netx = import_lava_dl("netx")
+        self.T = int(timesteps)
+        self.net = netx.hdf5.Network(
+            net_config=str(path),
+            input_message_bits=int(input_message_bits),
+            reset_interval=reset_interval,
+            reset_offset=int(reset_offset),
+            # netx wants (x, y, c) for a conv-first file without an input layer
+            input_shape=None if input_shape is None or len(input_shape) != 3 else tuple(int(s) for s in input_shape[::-1]),
+        )
+        self._root = self.net
+        self.injector = Injector(shape=self.net.inp.shape, buffer_size=self.T + 1)
+        self.injector.out_port.connect(self.net.inp)
+        self._layers = []
+        for layer in self.net.layers:
+            ex = Extractor(shape=layer.out.shape, buffer_size=self.T + 1)
+            layer.out.connect(ex.in_port)
+            self._layers.append([Part(layer.neuron, ex)])
+        self.readout = self.net.layers[-1].neuron
+        self.run_cfg = _run_cfg(backend)
+        self._register()
+
+    @classmethod
+    def from_netfile(cls, net: NetFile, backend: str = "sim") -> LavaGraph:
+        """T, resets and input width exactly as the file states them (dsqn.netfile.NetFile). A file with a
+        heterogeneous layer gets the grouped graph (one LIF process per neuron group, dsqn.deploy.lava_grouped)."""
+        if any(layer.heterogeneous for layer in net.layers):
+            from .lava_grouped import GroupedLavaNetwork
+
+            return GroupedLavaNetwork.from_netfile(net, backend)
+        return cls(net.path, net.timesteps, net.input_message_bits, net.reset_interval, net.reset_offset, backend)
+
+    def _to_lava(self, payload: np.ndarray) -> np.ndarray:
+        payload = np.asarray(payload)
+        if payload.ndim == 3:  # (C, H, W) -> netx (W, H, C)
+            payload = payload.transpose(2, 1, 0)
+        return payload.reshape(self.net.inp.shape).astype(np.float64)
