@@ -32,6 +32,7 @@ anywhere and is the reference the others are tested against.
 from __future__ import annotations
 
 import os
+import types
 from dataclasses import dataclass
 
 import numpy as np
@@ -299,10 +300,19 @@ if HAVE_NUMBA:
                 for j in range(n):
                     gz[b, 0, j] = acc_z[j]
 
-    _fwd_par = njit(cache=True, parallel=True, nogil=True)(_fwd_impl)
-    _fwd_ser = njit(cache=True, nogil=True)(_fwd_impl)
-    _bwd_par = njit(cache=True, parallel=True, nogil=True)(_bwd_impl)
-    _bwd_ser = njit(cache=True, nogil=True)(_bwd_impl)
+    def _named(fn, suffix):  # type: ignore[no-untyped-def]
+        """fn under its own name. numba's disk cache files an entry under the function's name, line and signature,
+        not its compile options: a parallel and a serial build of one function shared one entry, and whichever was
+        compiled first ran for both (a serial kernel on two threads, or the parallel one starting OpenMP threads --
+        and changing torch's thread count -- under OMP_NUM_THREADS=1)."""
+        f = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__, fn.__closure__)
+        f.__qualname__ = fn.__qualname__ + suffix
+        return f
+
+    _fwd_par = njit(cache=True, parallel=True, nogil=True)(_named(_fwd_impl, "_par"))
+    _fwd_ser = njit(cache=True, nogil=True)(_named(_fwd_impl, "_ser"))
+    _bwd_par = njit(cache=True, parallel=True, nogil=True)(_named(_bwd_impl, "_par"))
+    _bwd_ser = njit(cache=True, nogil=True)(_named(_bwd_impl, "_ser"))
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
