@@ -1,4 +1,5 @@
-"""Fidelity of deployment: does the exported fixed-point network pick the trained model's action?
+"""Fidelity of deployment: does the exported fixed-point network pick the trained model's action (a DSQN's argmax, or
+an actor's continuous action, compared for exact equality)?
 
 Runs greedy evaluation episodes with the deployed network driving the environment and, at every
 step, also asks the trained model (from model.pt) for its action on the same observation.
@@ -37,9 +38,9 @@ def main() -> None:
 
         def check(obs, payload, action, q):  # type: ignore[no-untyped-def]
             nonlocal agree, total
-            with torch.no_grad():
-                q_model = model(torch.from_numpy(payload.astype(np.float32))[None])[0].numpy()
-            agree += int(int(np.argmax(q_model)) == action)
+            # the trained model's action: the argmax of Q, or an actor's continuous action (bit-exact equality)
+            trained = model.policy_actions(torch.from_numpy(payload.astype(np.float32))[None])[0]
+            agree += int(np.array_equal(np.asarray(trained), np.asarray(action)))
             total += 1
 
         policy = make_policy(net, backend)
