@@ -95,8 +95,8 @@ if kernel.HAVE_NUMBA:
                     s += ev[j]
                 events[b, layer] = np.int64(s)
 
-    _net_par = njit(cache=True, parallel=True, nogil=True)(_net_impl)
-    _net_ser = njit(cache=True, nogil=True)(_net_impl)
+    _net_par = njit(cache=True, parallel=True, nogil=True)(kernel.named_copy(_net_impl, "_par"))  # own cache entries
+    _net_ser = njit(cache=True, nogil=True)(kernel.named_copy(_net_impl, "_ser"))
 
 
 @dataclass

@@ -300,7 +300,7 @@ if HAVE_NUMBA:
                 for j in range(n):
                     gz[b, 0, j] = acc_z[j]
 
-    def _named(fn, suffix):  # type: ignore[no-untyped-def]
+    def named_copy(fn, suffix):  # type: ignore[no-untyped-def]
         """fn under its own name. numba's disk cache files an entry under the function's name, line and signature,
         not its compile options: a parallel and a serial build of one function shared one entry, and whichever was
         compiled first ran for both (a serial kernel on two threads, or the parallel one starting OpenMP threads --
@@ -309,10 +309,10 @@ if HAVE_NUMBA:
         f.__qualname__ = fn.__qualname__ + suffix
         return f
 
-    _fwd_par = njit(cache=True, parallel=True, nogil=True)(_named(_fwd_impl, "_par"))
-    _fwd_ser = njit(cache=True, nogil=True)(_named(_fwd_impl, "_ser"))
-    _bwd_par = njit(cache=True, parallel=True, nogil=True)(_named(_bwd_impl, "_par"))
-    _bwd_ser = njit(cache=True, nogil=True)(_named(_bwd_impl, "_ser"))
+    _fwd_par = njit(cache=True, parallel=True, nogil=True)(named_copy(_fwd_impl, "_par"))
+    _fwd_ser = njit(cache=True, nogil=True)(named_copy(_fwd_impl, "_ser"))
+    _bwd_par = njit(cache=True, parallel=True, nogil=True)(named_copy(_bwd_impl, "_par"))
+    _bwd_ser = njit(cache=True, nogil=True)(named_copy(_bwd_impl, "_ser"))
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
