@@ -48,6 +48,26 @@ def update_target(target: torch.nn.Module, model: torch.nn.Module, tau: float) -
             p_t.lerp_(p_o, tau)
 
 
+def vector_encoder(cfg: TrainConfig, env) -> Encoder:  # type: ignore[no-untyped-def]
+    """The encoder of a vector observation: --encoding with --obs-scale or the environment's divisors."""
+    scale = tuple(float(v) for v in cfg.obs_scale) or obs_scale_for(cfg.env_id, env)
+    n_obs = int(np.prod(env.observation_space.shape or (0,)))
+    if cfg.obs_scale and len(scale) != n_obs:
+        raise ValueError(f"--obs-scale has {len(scale)} values but {cfg.env_id} observations have {n_obs} components")
+    return Encoder(kind=cfg.encoding, obs_scale=scale, frac_bits=cfg.frac_bits)
+
+
+def network_spec(cfg: TrainConfig, encoder: Encoder, layers: list[dict], n_outputs: int, **readout) -> NetSpec:  # type: ignore[no-untyped-def]
+    """The spiking network's spec from the config (neuron parameters, T, readout scale, heterogeneous neurons --
+    drawn once per run from the seed and stored in the checkpoint's spec); ``readout`` adds an actor's kind and bounds."""
+    return NetSpec(
+        input_shape=encoder.input_shape, layers=layers, n_actions=n_outputs, timesteps=cfg.timesteps,
+        threshold=cfg.threshold, current_decay=cfg.current_decay, voltage_decay=cfg.voltage_decay,
+        input_unit=encoder.unit, q_scale=cfg.q_scale, tau_grad=cfg.tau_grad, scale_grad=cfg.scale_grad,
+        membrane_jitter=cfg.membrane_jitter, param_groups=cfg.param_groups, **readout,
+    ).with_drawn_neurons(cfg.seed)
+
+
 def build(cfg: TrainConfig) -> tuple[SpikingQNet, NetSpec, Encoder]:
     env = make_env(cfg.env_id)
     try:
@@ -56,22 +76,12 @@ def build(cfg: TrainConfig) -> tuple[SpikingQNet, NetSpec, Encoder]:
         if atari_game(cfg.env_id) is not None:
             encoder = Encoder(kind="pixels", obs_scale=(255.0,), obs_shape=tuple(env.observation_space.shape))
         else:
-            scale = tuple(float(v) for v in cfg.obs_scale) or obs_scale_for(cfg.env_id, env)
-            n_obs = int(np.prod(env.observation_space.shape or (0,)))
-            if cfg.obs_scale and len(scale) != n_obs:
-                raise ValueError(f"--obs-scale has {len(scale)} values but {cfg.env_id} observations have {n_obs} components")
-            encoder = Encoder(kind=cfg.encoding, obs_scale=scale, frac_bits=cfg.frac_bits)
+            encoder = vector_encoder(cfg, env)
         check_spaces(env, encoder.env_obs_shape, int(env.action_space.n), cfg.env_id)
         if cfg.arch not in ("mlp", "nature"):
             raise ValueError(f"unknown arch {cfg.arch!r} (mlp, nature)")
         convs = NATURE_CONVS if cfg.arch == "nature" else []
-        spec = NetSpec(
-            input_shape=encoder.input_shape, layers=convs + [{"type": "dense", "out": h} for h in cfg.hidden],
-            n_actions=int(env.action_space.n), timesteps=cfg.timesteps, threshold=cfg.threshold,
-            current_decay=cfg.current_decay, voltage_decay=cfg.voltage_decay, input_unit=encoder.unit, q_scale=cfg.q_scale,
-            tau_grad=cfg.tau_grad, scale_grad=cfg.scale_grad,
-            membrane_jitter=cfg.membrane_jitter, param_groups=cfg.param_groups,
-        ).with_drawn_neurons(cfg.seed)  # heterogeneous neurons: drawn once per run, stored in the checkpoint's spec
+        spec = network_spec(cfg, encoder, convs + [{"type": "dense", "out": h} for h in cfg.hidden], int(env.action_space.n))
         model = SpikingQNet(spec)
     except ValueError as exc:
         raise UserError(str(exc)) from None

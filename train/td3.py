@@ -22,12 +22,12 @@ import torch
 import torch.nn.functional as F
 
 from dsqn.encoding import Encoder
-from dsqn.envs import check_box_actions, check_box_observations, check_spaces, make_env, obs_scale_for
+from dsqn.envs import check_box_actions, check_box_observations, check_spaces, make_env
 from dsqn.errors import UserError
 from dsqn.qnet import NetSpec, SpikingQNet
 
 from .config import TrainConfig
-from .dqn import spike_scalars
+from .dqn import network_spec, spike_scalars, vector_encoder
 from .replay import Batch
 
 
@@ -37,21 +37,12 @@ def build_actor(cfg: TrainConfig) -> tuple[SpikingQNet, NetSpec, Encoder]:
     try:
         check_box_observations(env, cfg.env_id)
         low, high = check_box_actions(env, cfg.env_id)
-        scale = tuple(float(v) for v in cfg.obs_scale) or obs_scale_for(cfg.env_id, env)
-        n_obs = int(np.prod(env.observation_space.shape or (0,)))
-        if cfg.obs_scale and len(scale) != n_obs:
-            raise UserError(f"--obs-scale has {len(scale)} values but {cfg.env_id} observations have {n_obs} components")
         if cfg.arch not in ("", "mlp"):
             raise UserError(f"--arch {cfg.arch}: a TD3 actor is an MLP (vector observations)")
-        encoder = Encoder(kind=cfg.encoding, obs_scale=scale, frac_bits=cfg.frac_bits)
+        encoder = vector_encoder(cfg, env)
         check_spaces(env, encoder.env_obs_shape, len(low), cfg.env_id, "action")
-        spec = NetSpec(
-            input_shape=encoder.input_shape, layers=[{"type": "dense", "out": h} for h in cfg.hidden], n_actions=len(low),
-            timesteps=cfg.timesteps, threshold=cfg.threshold, current_decay=cfg.current_decay,
-            voltage_decay=cfg.voltage_decay, input_unit=encoder.unit, q_scale=cfg.q_scale, tau_grad=cfg.tau_grad,
-            scale_grad=cfg.scale_grad, readout_kind="action", action_low=low, action_high=high,
-            membrane_jitter=cfg.membrane_jitter, param_groups=cfg.param_groups,
-        ).with_drawn_neurons(cfg.seed)  # heterogeneous neurons: drawn once per run, stored in the checkpoint's spec
+        spec = network_spec(cfg, encoder, [{"type": "dense", "out": h} for h in cfg.hidden], len(low),
+                            readout_kind="action", action_low=low, action_high=high)
         model = SpikingQNet(spec)
     except ValueError as exc:
         raise UserError(str(exc)) from None
