@@ -30,9 +30,11 @@ def run_main(argv: list[str]) -> int:
     p.add_argument("--study", default="", help="study name (default: the space file's 'study', else its file name)")
     p.add_argument("--storage", default="", help="RDB URL shared by the workers (default: sqlite:///<out>/study.db)")
     p.add_argument("--n-trials", type=int, default=None,
-                   help="the study's budget of finished trials, across all workers (default: the space file's n_trials, else 30)")
+                   help="the study's budget of finished trials, across all workers (default: the space file's n_trials, else "
+                        "the grid's size for sampler: grid, else 30)")
     p.add_argument("--out", default="", help="folder of this worker's trial runs (default: sweeps/<study>)")
-    p.add_argument("--seed", type=int, default=None, help="TPE sampler seed (default: random; give workers different seeds)")
+    p.add_argument("--seed", type=int, default=None, help="TPE sampler seed (default: random; give workers different seeds); "
+                   "a grid's order is the same for every worker")
     p.add_argument("--heartbeat", type=int, default=10, help="seconds between a running trial's heartbeats (default: 10)")
     p.add_argument("--grace", type=int, default=60,
                    help="seconds without a heartbeat after which a trial counts as dead: failed and queued again (default: 60)")
@@ -47,7 +49,9 @@ def run_main(argv: list[str]) -> int:
 
     space = load_space(args.space)  # every check of the space before any storage is opened
     name = args.study or space.study or Path(args.space).stem
-    n_trials = args.n_trials or space.n_trials or 30
+    n_trials = args.n_trials or space.n_trials or (space.grid_size() if space.sampler == "grid" else 30)
+    if space.sampler == "grid" and n_trials > space.grid_size():
+        raise UserError(f"--n-trials {n_trials}: exceeds the grid's {space.grid_size()} points")
     out_root = Path(args.out or Path("sweeps") / name)
     from .study import default_storage, load_or_create, open_storage, shown_url, work
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import statistics
 import warnings
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,140 @@ def figures(rows: list[dict], pareto: list[int], imps: dict, out: Path, top: int
     return files
 
 
+SEED_PARAM = "seed"
+
+
+def grid_summary(rows: list[dict], space: dict | None) -> dict[str, Any] | None:
+    """A grid study's cells (its params but the seed): runs, returns and, with a ``target``, how many reached it.
+
+    ``panels`` groups the cells by every cell param after the first two (e.g. the neuron model), each with its
+    share of runs at the target, the mean return and the spread of the cell means across the grid (how much the
+    outcome depends on the first two params: the sensitivity)."""
+    if not space or space.get("sampler") != "grid":
+        return None
+    names = [n for n in space["params"] if n != SEED_PARAM]
+    target = space.get("target")
+    cells: dict[tuple, dict[str, Any]] = {}
+    for r in rows:
+        if r["state"] != "COMPLETE" or not all(n in r["params"] for n in names):
+            continue
+        key = tuple(r["params"][n] for n in names)
+        c = cells.setdefault(key, {"params": dict(zip(names, key)), "returns": [], "trials": []})
+        c["returns"].append(r["return"])
+        c["trials"].append(r["number"])
+    for c in cells.values():
+        c["runs"] = len(c["returns"])
+        c["mean_return"] = sum(c["returns"]) / c["runs"]
+        if target is not None:
+            c["reached"] = sum(v >= target for v in c["returns"])
+    order = {n: [_choice_key(ch) for ch in space["params"][n]["choices"]] for n in names}
+    listed = sorted(cells.values(), key=lambda c: [order[n].index(c["params"][n]) if c["params"][n] in order[n] else 0
+                                                   for n in names])
+    panels: dict[tuple, dict[str, Any]] = {}
+    for c in listed:
+        key = tuple(c["params"][n] for n in names[2:])
+        pn = panels.setdefault(key, {"params": dict(zip(names[2:], key)), "runs": 0, "reached": 0, "returns": [],
+                                     "cell_means": []})
+        pn["runs"] += c["runs"]
+        pn["reached"] += c.get("reached", 0)
+        pn["returns"] += c["returns"]
+        pn["cell_means"].append(c["mean_return"])
+    for pn in sorted(panels.values(), key=lambda pn: [order[n].index(v) if v in order[n] else 0
+                                                         for n, v in pn["params"].items()]):
+        panels[tuple(pn["params"].values())] = panels.pop(tuple(pn["params"].values()))  # space order
+    for pn in panels.values():
+        pn["mean_return"] = sum(pn["returns"]) / len(pn["returns"])
+        means = pn.pop("cell_means")
+        pn["cells"] = len(means)
+        pn["cell_mean_std"] = statistics.pstdev(means) if len(means) > 1 else 0.0
+        if target is None:
+            pn.pop("reached")
+    size = math.prod(len(space["params"][n]["choices"]) for n in space["params"])
+    return {"target": target, "axes": names, "choices": order, "points": size, "cells": listed,
+            "panels": list(panels.values())}
+
+
+def _choice_key(choice: Any) -> Any:
+    """A space file's choice as Optuna stored it (bundles as 'k=v k=v', lists as space-separated strings)."""
+    from .space import encode_bundle, encode_choice
+
+    return encode_bundle(choice) if isinstance(choice, dict) else encode_choice(choice)
+
+
+def _short(v: Any) -> str:
+    """A tick label: 'a=0.1 b=0.1' -> '0.1' when a bundle sets one value, else one field per line."""
+    if isinstance(v, str) and "=" in v:
+        vals = [kv.split("=", 1)[1] for kv in v.split()]
+        return vals[0] if len(set(vals)) == 1 else "\n".join(v.split())
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def grid_figure(grid: dict[str, Any], out: Path) -> list[str]:
+    """Heatmaps over the first two grid params, one panel per value of the others: the share of runs reaching the
+    target (or the mean return without one), each cell annotated with its count and mean return."""
+    from dsqn.figures import new_figure, style
+
+    names, target = grid["axes"], grid["target"]
+    if len(names) < 2 or not grid["cells"]:
+        return []
+    ys, xs = grid["choices"][names[0]], grid["choices"][names[1]]
+    panels = grid["panels"]
+    with style():
+        fig = new_figure(2.6, 2.5 * len(panels) + 0.8)
+        axes = fig.subplots(1, len(panels), squeeze=False)[0]
+        im = None
+        for ax, pn in zip(axes, panels):
+            m = [[math.nan] * len(xs) for _ in ys]
+            for c in grid["cells"]:
+                if all(c["params"][k] == v for k, v in pn["params"].items()):
+                    i, j = ys.index(c["params"][names[0]]), xs.index(c["params"][names[1]])
+                    m[i][j] = c["reached"] / c["runs"] if target is not None else c["mean_return"]
+                    label = (f"{c['reached']}/{c['runs']}\n" if target is not None else "") + f"{c['mean_return']:.0f}"
+                    ax.text(j, i, label, ha="center", va="center", fontsize=7,
+                            color="white" if target is not None and m[i][j] < 0.5 else "black")
+            vmax = 1.0 if target is not None else max((c["mean_return"] for c in grid["cells"]), default=1.0)
+            im = ax.imshow(m, cmap="viridis", vmin=0.0, vmax=vmax, aspect="auto")
+            ax.grid(False)
+            ax.set_xticks(range(len(xs)), [_short(x) for x in xs])
+            ax.set_yticks(range(len(ys)), [_short(y) for y in ys])
+            ax.set_xlabel(names[1])
+            ax.set_ylabel(names[0])
+            title = ", ".join(f"{_short(v) if not isinstance(v, str) else v}" for v in pn["params"].values()) or "all"
+            share = f"{pn['reached']}/{pn['runs']} reach {target:g}" if target is not None else f"{pn['runs']} runs"
+            ax.set_title(f"{title}\n{share}", fontsize=8)
+        if im is not None:
+            bar = fig.colorbar(im, ax=list(axes), shrink=0.9)
+            bar.set_label(f"share of runs reaching {target:g}" if target is not None else "mean final return")
+        return _save(fig, out, "grid")
+
+
+def _grid_html(grid: dict[str, Any]) -> list[str]:
+    target, names = grid["target"], grid["axes"]
+    done = sum(c["runs"] for c in grid["cells"])
+    h = [f"<h2>Grid</h2><p>{done} of {grid['points']} grid points complete. Each cell: the runs of one setting over "
+         "the seeds" + (f"; how many reached the target {target:g}" if target is not None else "") + ".</p>"]
+    if len(names) >= 2 and grid["cells"]:
+        h.append("<img src='grid.svg' alt='grid heatmaps'>")
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in names[2:])
+    h.append(f"<table><tr>{head}<th>runs</th>" + ("<th>reached target</th>" if target is not None else "")
+             + "<th>mean return</th><th>std of the cell means</th></tr>")
+    for pn in grid["panels"]:
+        cells = "".join(f"<td>{_fmt(v)}</td>" for v in pn["params"].values())
+        reached = f"<td>{pn['reached']}/{pn['runs']}</td>" if target is not None else ""
+        h.append(f"<tr>{cells}<td>{pn['runs']}</td>{reached}<td>{pn['mean_return']:.1f}</td>"
+                 f"<td>{pn['cell_mean_std']:.1f}</td></tr>")
+    h.append("</table>")
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+    h.append(f"<table><tr>{head}<th>returns</th>" + ("<th>reached</th>" if target is not None else "") + "<th>trials</th></tr>")
+    for c in grid["cells"]:
+        vals = "".join(f"<td>{_fmt(v)}</td>" for v in c["params"].values())
+        reached = f"<td>{c['reached']}/{c['runs']}</td>" if target is not None else ""
+        h.append(f"<tr>{vals}<td>{', '.join(f'{v:.1f}' for v in c['returns'])}</td>{reached}"
+                 f"<td>{', '.join('#' + str(n) for n in c['trials'])}</td></tr>")
+    h.append("</table>")
+    return h
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
@@ -131,10 +266,15 @@ def write_report(study: Any, out: Path, top: int = 8) -> dict[str, Any]:
     assert set(pareto) == non_dominated(done), "optuna's best_trials differ from the non-dominated set"
     imps = importances(study)
     files = figures(rows, pareto, imps, out, top)
+    grid = grid_summary(rows, study.user_attrs.get("dsqn_space"))
+    if grid is not None:
+        files += grid_figure(grid, out)
     counts = {s: sum(r["state"] == s for r in rows) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")}
     summary = {"study": study.study_name, "objectives": OBJECTIVES, "directions": ["maximize", "minimize"],
                "counts": counts, "pareto": [r for r in rows if r["number"] in pareto], "importances": imps,
                "trials": rows, "figures": files, "space": study.user_attrs.get("dsqn_space")}
+    if grid is not None:
+        summary["grid"] = grid
     atomic_write_text(out / "report.json", json.dumps(summary, indent=1))
     front_rows = sorted(summary["pareto"], key=lambda r: r["energy_nj"])
     h = [f"<!doctype html><html><head><meta charset='utf-8'><title>dsqn-sweep {html.escape(study.study_name)}</title>",
@@ -144,8 +284,10 @@ def write_report(study: Any, out: Path, top: int = 8) -> dict[str, Any]:
          f"<h1>Sweep <code>{html.escape(study.study_name)}</code></h1>",
          "<p>Objectives: maximise the final greedy return (dsqn-train's final evaluation), minimise the energy per "
          "inference counted on the emulator (dsqn-deploy --backend emu over the same episodes). Trials: "
-         + ", ".join(f"{v} {k.lower()}" for k, v in counts.items() if v) + ".</p>",
-         "<h2>Pareto front</h2><img src='pareto.svg' alt='Pareto front'>",
+         + ", ".join(f"{v} {k.lower()}" for k, v in counts.items() if v) + ".</p>"]
+    if grid is not None:
+        h += _grid_html(grid)
+    h += ["<h2>Pareto front</h2><img src='pareto.svg' alt='Pareto front'>",
          "<table><tr><th>trial</th><th>return</th><th>nJ / inference</th><th>emulator return</th><th>parameters</th>"
          "<th>reproduce</th><th>model.net</th></tr>"]
     for r in front_rows:

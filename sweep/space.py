@@ -12,6 +12,12 @@ pruner: {n_startup_trials: 5, n_warmup_steps: 5000}
 deploy: {profile: loihi1-davies2018}
 ```
 
+A grid (``sampler: grid``) runs every combination of the choices once (Optuna's GridSampler; every param takes
+choices; the budget defaults to the grid's size; no pruning unless ``pruner: {enabled: true}``), e.g. a
+hyperparameter-sensitivity measurement over seeds. A param whose choices are mappings is a *bundle*: its name is a
+label, each choice sets several dsqn-train fields together (``decay: {choices: [{current_decay: 0.2,
+voltage_decay: 0.2}, ...]}``). ``target: 475`` makes the report count, per grid cell, the runs that reach it.
+
 Everything is checked before any storage is opened: a key that is not a TrainConfig field, an empty or
 inverted range, a log range that reaches 0, a choice of the wrong type, a value the training CLI would refuse
 (each range end and each choice is validated as dsqn-train validates it) -- one UserError naming the key.
@@ -32,7 +38,8 @@ from dsqn.errors import UserError
 # dsqn-sweep sets these per trial; a space file may not.
 RESERVED = {"out": "each trial's folder is chosen by dsqn-sweep", "resume": "trials start afresh",
             "progress": "trials run with --no-progress"}
-TOP_KEYS = {"study", "n_trials", "fixed", "params", "pruner", "deploy"}
+TOP_KEYS = {"study", "n_trials", "fixed", "params", "pruner", "deploy", "sampler", "target"}
+SAMPLERS = ("tpe", "grid")
 PARAM_KEYS = {"low", "high", "log", "step", "choices"}
 PRUNER_DEFAULTS = {"enabled": True, "n_startup_trials": 5, "n_warmup_steps": 0}
 DEPLOY_DEFAULTS = {"profile": "loihi1-davies2018"}
@@ -101,6 +108,11 @@ def encode_choice(val: Any) -> Any:
     return " ".join(str(v) for v in val) if isinstance(val, list) else val
 
 
+def encode_bundle(val: dict[str, Any]) -> str:
+    """A bundle choice as one categorical value: 'current_decay=0.2 voltage_decay=0.2'."""
+    return " ".join(f"{k}={encode_choice(v)}" for k, v in val.items())
+
+
 def to_argv(values: dict[str, Any]) -> list[str]:
     """dsqn-train options for a dict of field values (lists as nargs, booleans as --x / --no-x)."""
     argv: list[str] = []
@@ -125,6 +137,8 @@ class Param:
     log: bool = False
     step: float | int | None = None
     choices: list[Any] | None = None
+    bundle: bool = False
+    """choices are mappings of several fields set together; ``name`` is only a label"""
 
     def to_dict(self) -> dict[str, Any]:
         if self.choices is not None:
@@ -134,9 +148,17 @@ class Param:
             d["step"] = self.step
         return d
 
+    def encoded(self) -> list[Any]:
+        """The choices as Optuna stores them (scalars)."""
+        assert self.choices is not None
+        return [encode_bundle(c) if self.bundle else encode_choice(c) for c in self.choices]
+
     def suggest(self, trial: Any) -> Any:
         if self.choices is not None:
-            picked = trial.suggest_categorical(self.name, [encode_choice(c) for c in self.choices])
+            enc = self.encoded()
+            picked = trial.suggest_categorical(self.name, enc)
+            if self.bundle:
+                return dict(self.choices[enc.index(picked)])
             return _choice(picked, self.typ, self.name)
         if self.typ == "int":
             return trial.suggest_int(self.name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
@@ -151,17 +173,40 @@ class SearchSpace:
     n_trials: int | None = None
     pruner: dict[str, Any] = field(default_factory=lambda: dict(PRUNER_DEFAULTS))
     deploy: dict[str, Any] = field(default_factory=lambda: dict(DEPLOY_DEFAULTS))
+    sampler: str = "tpe"
+    target: float | None = None
+    """a return the report counts runs reaching (per grid cell)"""
 
     def to_dict(self) -> dict[str, Any]:
         """What defines the study (stored in it; a worker with another space is refused)."""
-        return {"fixed": self.fixed, "params": {p.name: p.to_dict() for p in self.params},
-                "pruner": self.pruner, "deploy": self.deploy}
+        d = {"fixed": self.fixed, "params": {p.name: p.to_dict() for p in self.params},
+             "pruner": self.pruner, "deploy": self.deploy}
+        if self.sampler != "tpe":
+            d["sampler"] = self.sampler
+        if self.target is not None:
+            d["target"] = self.target
+        return d
+
+    def grid(self) -> dict[str, list[Any]]:
+        """Optuna GridSampler's search space: each param's encoded choices."""
+        return {p.name: p.encoded() for p in self.params}
+
+    def grid_size(self) -> int:
+        return math.prod(len(p.choices or []) for p in self.params)
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
     def suggest(self, trial: Any) -> dict[str, Any]:
-        return {p.name: p.suggest(trial) for p in self.params}
+        """Field values of a trial (a bundle param contributes all its fields)."""
+        out: dict[str, Any] = {}
+        for p in self.params:
+            val = p.suggest(trial)
+            if p.bundle:
+                out.update(val)
+            else:
+                out[p.name] = val
+        return out
 
     def train_argv(self, sampled: dict[str, Any], out: str) -> list[str]:
         """The trial's dsqn-train options: the fixed ones, the sampled ones, then its folder."""
@@ -169,12 +214,14 @@ class SearchSpace:
 
 
 def _check_with_train_validate(fixed: dict[str, Any], key: str, value: Any, what: str) -> None:
-    """The value as dsqn-train would see it (env defaults filled, every option validated)."""
+    """The value as dsqn-train would see it (env defaults filled, every option validated); key '' with a dict
+    value checks several fields at once (a bundle choice)."""
     from dsqn.train.config import TrainConfig, resolve
 
-    cfg = TrainConfig(**{**fixed, key: value}) if key else TrainConfig(**fixed)
+    extra = value if isinstance(value, dict) and not key else ({key: value} if key else {})
+    cfg = TrainConfig(**{**fixed, **extra})
     try:
-        resolve(cfg, set(fixed) | ({key} if key else set()))
+        resolve(cfg, set(fixed) | set(extra))
     except UserError as exc:
         raise UserError(f"{what}: dsqn-train refuses it: {exc}") from None
 
@@ -208,14 +255,26 @@ def parse_space(data: Any, source: str = "search space") -> SearchSpace:
     if not isinstance(params_in, dict) or not params_in:
         raise UserError(f"{source}: params: give at least one field to sweep")
     params: list[Param] = []
-    for key, spec in params_in.items():
-        name = field_name(key, "params")
-        what = f"{source}: params.{key}"
+    swept: dict[str, str] = {}  # field -> the param that sets it
+
+    def claim(name: str, by: str, what: str) -> None:
         if name in fixed:
-            raise UserError(f"{what}: also fixed; sweep it or fix it, not both")
-        typ = types[name]
+            raise UserError(f"{what}: {name} is also fixed; sweep it or fix it, not both")
+        if name in swept:
+            raise UserError(f"{what}: {name} is already swept by params.{swept[name]}")
+        swept[name] = by
+
+    for key, spec in params_in.items():
+        what = f"{source}: params.{key}"
         if not isinstance(spec, dict):
             spec = {"choices": spec} if isinstance(spec, list) else spec
+        raw = spec.get("choices") if isinstance(spec, dict) else None
+        if isinstance(raw, list) and raw and any(isinstance(c, dict) for c in raw):
+            params.append(_bundle(key, spec, raw, what, fixed, types, field_name, claim))
+            continue
+        name = field_name(key, "params")
+        claim(name, name, what)
+        typ = types[name]
         if not isinstance(spec, dict):
             raise UserError(f"{what}: expected {{low, high[, log, step]}} or {{choices: [...]}}")
         for k in spec:
@@ -261,13 +320,26 @@ def parse_space(data: Any, source: str = "search space") -> SearchSpace:
             _check_with_train_validate(fixed, name, end, f"{what} = {end}")
         params.append(Param(name, typ, low=low, high=high, log=log, step=step))
 
+    sampler = data.get("sampler", "tpe")
+    if sampler not in SAMPLERS:
+        raise UserError(f"{source}: sampler: {sampler!r} (expected {' or '.join(SAMPLERS)})")
+    target = data.get("target")
+    if target is not None:
+        target = _number(target, "float", f"{source}: target")
     study = data.get("study", "")
     if not isinstance(study, str):
         raise UserError(f"{source}: study: {study!r} is not a name")
     n_trials = data.get("n_trials")
     if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1):
         raise UserError(f"{source}: n_trials: {n_trials!r} must be a positive integer")
-    pruner = dict(PRUNER_DEFAULTS)
+    if sampler == "grid":
+        ranged = [p.name for p in params if p.choices is None]
+        if ranged:
+            raise UserError(f"{source}: params.{ranged[0]}: a grid takes choices, not a range")
+        size = math.prod(len(p.choices or []) for p in params)
+        if n_trials is not None and n_trials > size:
+            raise UserError(f"{source}: n_trials: {n_trials} exceeds the grid's {size} points")
+    pruner = dict(PRUNER_DEFAULTS, enabled=sampler != "grid")  # a grid measures every point to its end
     pr = data.get("pruner") or {}
     if not isinstance(pr, dict):
         raise UserError(f"{source}: pruner: expected a mapping")
@@ -290,7 +362,35 @@ def parse_space(data: Any, source: str = "search space") -> SearchSpace:
         if not isinstance(v, str) or not v:
             raise UserError(f"{source}: deploy.{k}: {v!r} is not a name")
         deploy[k] = v
-    return SearchSpace(fixed=fixed, params=params, study=study, n_trials=n_trials, pruner=pruner, deploy=deploy)
+    return SearchSpace(fixed=fixed, params=params, study=study, n_trials=n_trials, pruner=pruner, deploy=deploy,
+                       sampler=sampler, target=target)
+
+
+def _bundle(key: Any, spec: dict, raw: list, what: str, fixed: dict[str, Any], types: dict[str, str], field_name,
+            claim) -> Param:
+    """A param whose choices are mappings of fields set together (its name is only a label)."""
+    label = _norm_key(key, what)
+    if set(spec) - {"choices"}:
+        raise UserError(f"{what}: a bundle (choices that are mappings) takes only choices")
+    if not all(isinstance(c, dict) and c for c in raw):
+        raise UserError(f"{what}: choices: either all mappings of dsqn-train fields (a bundle) or none")
+    choices: list[dict[str, Any]] = []
+    names: set[str] = set()
+    for c in raw:
+        choice = {}
+        for k, v in c.items():
+            name = field_name(k, f"params.{key}")
+            choice[name] = _choice(v, types[name], f"{what}.{k}")
+            names.add(name)
+        choices.append(choice)
+    for name in sorted(names):
+        claim(name, label, what)
+    enc = [encode_bundle(c) for c in choices]
+    if len(set(enc)) != len(enc):
+        raise UserError(f"{what}: choices repeat a value")
+    for c, e in zip(choices, enc):
+        _check_with_train_validate(fixed, "", c, f"{what} = {e!r}")
+    return Param(label, "bundle", choices=choices, bundle=True)
 
 
 def load_space(path: str | Path) -> SearchSpace:

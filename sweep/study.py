@@ -120,10 +120,37 @@ def open_storage(url: str, heartbeat: int = 10, grace: int = 30, create: bool = 
         raise UserError(f"--storage {shown_url(given)}: cannot open the study database ({exc.__class__.__name__}: {why})") from None
 
 
+def make_sampler(space: SearchSpace, seed: int | None):
+    """TPE (multivariate, constant liar for parallel workers), or a grid that runs every point once."""
+    optuna = _quiet_optuna()
+    if space.sampler == "grid":
+        # Trial n runs point n of the sampler's shuffled grid: every worker must shuffle alike, so the grid's
+        # order is fixed (seed 0) whatever --seed a worker was given.
+        return _Grid(space.grid(), seed=0)
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+
+
+def _grid_sampler_class():
+    from optuna.samplers import GridSampler
+
+    class Grid(GridSampler):
+        """Optuna's GridSampler without its study.stop() once the grid is covered: stop() only works inside
+        Study.optimize, and :func:`work` ends at the budget (the grid's size) itself."""
+
+        def after_trial(self, study, trial, state, values) -> None:  # noqa: ANN001
+            return None
+
+    return Grid
+
+
+def _Grid(search_space: dict[str, list[Any]], seed: int | None):  # noqa: N802 - a class, built on first use
+    return _grid_sampler_class()(search_space, seed=seed)
+
+
 def load_or_create(storage: Any, name: str, space: SearchSpace, seed: int | None):
     """The study named ``name``: created with the space stored in it, or loaded when its space is the same."""
     optuna = _quiet_optuna()
-    sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+    sampler = make_sampler(space, seed)
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     if name in existing:
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)

@@ -140,6 +140,103 @@ def test_bad_space_is_refused(params, needle):
         parse_space({"fixed": TINY, "params": params})
 
 
+# --- grids and bundles -------------------------------------------------------------------------------------------------
+
+GRID = {"sampler": "grid", "target": 100, "fixed": TINY,
+        "params": {"decay": {"choices": [{"current_decay": 0.25, "voltage_decay": 0.25},
+                                         {"current_decay": 0.75, "voltage_decay": 0.5}]},
+                   "threshold": [0.125, 0.25, 0.5],
+                   "neurons": {"choices": [{"membrane_jitter": 0.0}, {"membrane_jitter": 0.1, "param_groups": 2}]},
+                   "seed": [1, 2]}}
+
+
+def test_grid_space_with_bundles_expands_to_train_options():
+    space = parse_space(GRID)
+    assert space.sampler == "grid" and space.target == 100.0 and space.grid_size() == 24
+    assert not space.pruner["enabled"]  # a grid runs every point to its end
+    grid = space.grid()
+    assert grid["decay"] == ["current_decay=0.25 voltage_decay=0.25", "current_decay=0.75 voltage_decay=0.5"]
+    assert grid["neurons"] == ["membrane_jitter=0.0", "membrane_jitter=0.1 param_groups=2"]
+
+    class Trial:  # what Optuna's trial answers for one grid point
+        def suggest_categorical(self, name, choices):
+            return choices[-1]
+
+    sampled = space.suggest(Trial())
+    assert sampled == {"current_decay": 0.75, "voltage_decay": 0.5, "threshold": 0.5, "membrane_jitter": 0.1,
+                       "param_groups": 2, "seed": 2}
+    argv = space.train_argv(sampled, "/x")
+    assert argv[argv.index("--current-decay") + 1] == "0.75" and argv[argv.index("--param-groups") + 1] == "2"
+    assert "sampler" in space.to_dict() and parse_space({**GRID, "target": 200}).digest() != space.digest()
+
+
+@pytest.mark.parametrize("over, needle", [
+    ({"sampler": "random"}, "sampler"),
+    ({"params": {"lr": {"low": 1e-4, "high": 1e-3}, "seed": [1, 2]}}, "params.lr: a grid takes choices"),
+    ({"n_trials": 25}, "exceeds the grid's 24 points"),
+    ({"target": "high"}, "target"),
+    ({"params": {**GRID["params"], "threshold": [{"threshold": 0.25}, 0.5]}}, "all mappings"),
+    ({"params": {**GRID["params"], "threshold": [{"thresh": 0.25}]}}, "thresh"),
+    ({"params": {**GRID["params"], "threshold": [{"current_decay": 0.5}]}}, "already swept by params.decay"),
+    ({"params": {**GRID["params"], "threshold": [{"current_decay": 1.5, "voltage_decay": 0.1}]}}, "params.threshold"),
+    ({"fixed": {**TINY, "voltage_decay": 0.5}}, "voltage_decay is also fixed"),
+    ({"params": {**GRID["params"], "neurons": [{"param_groups": 2}]}}, "membrane-jitter"),
+])
+def test_bad_grid_is_refused(over, needle):
+    from dsqn.errors import UserError
+
+    with pytest.raises(UserError, match=needle.replace(".", r"\.")):
+        parse_space({**GRID, **over})
+
+
+def test_grid_points_are_shared_by_workers_with_different_seeds():
+    """Trial n runs the n-th point of the sampler's shuffled grid: workers must shuffle alike, whatever --seed."""
+    import optuna
+
+    from dsqn.sweep.study import DIRECTIONS, make_sampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = parse_space(GRID)
+    storage = optuna.storages.InMemoryStorage()
+    workers = [optuna.create_study(study_name="g", storage=storage, directions=DIRECTIONS, load_if_exists=True,
+                                   sampler=make_sampler(space, seed)) for seed in (1, 2, 3)]
+    seen = []
+    for i in range(space.grid_size()):
+        study = workers[i % 3]
+        trial = study.ask()
+        seen.append(tuple(sorted(space.suggest(trial).items())))
+        study.tell(trial, [1.0, 1.0])  # no study.stop() outside optimize once the grid is covered
+    assert len(set(seen)) == space.grid_size() == 24
+
+
+def test_grid_summary_counts_runs_at_the_target_per_cell_and_panel():
+    from dsqn.sweep.report import grid_summary
+
+    space = parse_space(GRID).to_dict()
+    enc = parse_space(GRID).grid()
+    rows, n = [], 0
+    returns = {(0, 0, 0): [100.0, 50.0], (0, 0, 1): [120.0, 130.0], (1, 2, 1): [10.0], (1, 1, 0): [99.9, 100.0]}
+    for (d, t, h), rets in returns.items():
+        for seed, ret in enumerate(rets, 1):
+            rows.append({"number": n, "state": "COMPLETE", "return": ret,
+                         "params": {"decay": enc["decay"][d], "threshold": enc["threshold"][t],
+                                    "neurons": enc["neurons"][h], "seed": seed}})
+            n += 1
+    rows.append({"number": n, "state": "PRUNED", "return": None, "params": rows[0]["params"]})
+    g = grid_summary(rows, space)
+    assert g["axes"] == ["decay", "threshold", "neurons"] and g["points"] == 24 and g["target"] == 100
+    cells = {(c["params"]["decay"], c["params"]["threshold"], c["params"]["neurons"]): c for c in g["cells"]}
+    first = cells[(enc["decay"][0], 0.125, enc["neurons"][0])]
+    assert (first["runs"], first["reached"], first["mean_return"], first["trials"]) == (2, 1, 75.0, [0, 1])
+    uniform, jitter = g["panels"]
+    assert uniform["params"] == {"neurons": enc["neurons"][0]} and jitter["params"] == {"neurons": enc["neurons"][1]}
+    assert (uniform["runs"], uniform["reached"], uniform["cells"]) == (4, 2, 2)
+    assert uniform["mean_return"] == pytest.approx((100 + 50 + 99.9 + 100) / 4)
+    assert uniform["cell_mean_std"] == pytest.approx(abs(75.0 - 99.95) / 2)
+    assert (jitter["runs"], jitter["reached"], jitter["cell_mean_std"]) == (3, 2, pytest.approx(abs(125.0 - 10.0) / 2))
+    assert grid_summary(rows, parse_space({**GRID, "sampler": "tpe"}).to_dict()) is None
+
+
 # --- one trial, pruned through its process group ----------------------------------------------------------------------
 
 def test_pruned_trial_stops_its_run(tmp_path: Path):
