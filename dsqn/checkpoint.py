@@ -6,7 +6,8 @@ The schema lives here, in the core, so every stage reads checkpoints the same wa
 * ``format`` = "dsqn-checkpoint", ``format_version`` = 1
 * ``config_json`` (the training config), ``spec_json`` (:class:`dsqn.qnet.NetSpec`), ``encoder_json``
 * ``model`` (the best evaluated weights: what export writes), ``last_model``, ``target_model``, ``optimizer``
-* ``replay`` (vector replay memory), ``step``, ``episode``, ``best_eval``, ``evals_json``, ``final_eval_json``
+* ``replay`` (the vector replay memory; for Atari the record -- file, token, env_id, preset -- of the frame store
+  written beside it as ``replay-<step>-<token>.npz``), ``step``, ``episode``, ``best_eval``, ``evals_json``, ``final_eval_json``
 
 State dicts use slayer's tensor names (``blocks.<i>.synapse.weight`` ...), so checkpoints written when the
 network was built from lava-dl blocks load unchanged.

@@ -28,8 +28,16 @@ OBS_SCALES: dict[str, tuple[float, ...]] = {
 # The DSQN paper's 17 games; any ALE game is accepted by name ("Breakout" or "ALE/Breakout-v5").
 PAPER_GAMES = ("Atlantis", "BeamRider", "Boxing", "Breakout", "CrazyClimber", "Gopher", "Jamesbond", "Kangaroo", "Krull",
                "NameThisGame", "Pong", "RoadRunner", "SpaceInvaders", "StarGunner", "Tennis", "Tutankham", "VideoPinball")
-# (random, human) scores, DQN-zoo table (deepmind/dqn_zoo, atari_data.py)
-HUMAN_RANDOM = {"Breakout": (1.7, 30.5), "Pong": (-20.7, 14.6), "SpaceInvaders": (148.0, 1668.7), "BeamRider": (363.9, 16926.5)}
+# (random, human) scores of the paper's 17 games, as DQN Zoo tabulates them (deepmind/dqn_zoo, dqn_zoo/atari_data.py:
+# the random-agent and human-tester scores of the DQN literature; Video Pinball's human score there is 17667.9).
+HUMAN_RANDOM = {
+    "Atlantis": (12850.0, 29028.1), "BeamRider": (363.9, 16926.5), "Boxing": (0.1, 12.1), "Breakout": (1.7, 30.5),
+    "CrazyClimber": (10780.5, 35829.4), "Gopher": (257.6, 2412.5), "Jamesbond": (29.0, 302.8),
+    "Kangaroo": (52.0, 3035.0), "Krull": (1598.0, 2665.5), "NameThisGame": (2292.3, 8049.0), "Pong": (-20.7, 14.6),
+    "RoadRunner": (11.5, 7845.0), "SpaceInvaders": (148.0, 1668.7), "StarGunner": (664.0, 10250.0),
+    "Tennis": (-23.8, -8.3), "Tutankham": (11.4, 167.6), "VideoPinball": (16256.9, 17667.9),
+}
+HUMAN_RANDOM_SOURCE = "DQN Zoo (deepmind/dqn_zoo, dqn_zoo/atari_data.py)"
 ATARI_FRAMES_CAP = 108_000
 
 
@@ -62,12 +70,26 @@ def make_atari(game: str, train: bool) -> gym.Env:
     return FrameStackObservation(env, 4)
 
 
+def unknown_env_hint(env_id: str, game: str | None) -> str:
+    """For an id gymnasium does not know: the paper's games (an Atari name) or the closest registered ids."""
+    import difflib
+
+    games = "; the DSQN paper's 17 games: " + ", ".join(PAPER_GAMES) + " (any ALE game as ALE/<Game>-v5)"
+    if game is not None:
+        return games
+    close = difflib.get_close_matches(env_id, [*gym.registry, *PAPER_GAMES], n=3, cutoff=0.75)
+    return f"; did you mean {' or '.join(close)}?" if close else ""
+
+
 def make_env(env_id: str, seed: int | None = None, train: bool = False) -> gym.Env:
     game = atari_game(env_id)
     try:
         env = make_atari(game, train) if game is not None else gym.make(env_id)
     except (gym.error.Error, ImportError) as exc:  # ImportError: an id "module:Env" whose module is missing
-        raise UserError(f"cannot create environment {env_id!r}: {' '.join(str(exc).split())}") from None
+        why = " ".join(str(exc).split())
+        if isinstance(exc, gym.error.NameNotFound | gym.error.NamespaceNotFound | gym.error.VersionNotFound):
+            why = why.rstrip(".") + unknown_env_hint(env_id, game)
+        raise UserError(f"cannot create environment {env_id!r}: {why}") from None
     if seed is not None:
         env.reset(seed=seed)
         env.action_space.seed(seed)

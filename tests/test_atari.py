@@ -27,6 +27,34 @@ def test_paper_hyperparameters_are_the_atari_default():
     assert human_normalized("Pong", -20.7) == pytest.approx(0.0)
 
 
+def test_data_efficient_preset_and_reference_scores():
+    from dsqn.envs import HUMAN_RANDOM, PAPER_GAMES
+    from dsqn.errors import UserError
+
+    cfg = resolve(TrainConfig(env_id="Krull", preset="data-efficient"), {"preset"})
+    assert (cfg.preset, cfg.timesteps, cfg.total_steps, cfg.learning_starts, cfg.train_freq, cfg.target_update) == \
+        ("data-efficient", 8, 100_000, 1_600, 1, 2_000)
+    assert (cfg.n_step, cfg.eps_end, cfg.eps_fraction * cfg.total_steps, cfg.final_eval_episodes, cfg.eval_epsilon) == \
+        (10, 0.01, pytest.approx(5_000), 30, 0.05)
+    assert resolve(TrainConfig(env_id="Krull", preset="data-efficient", timesteps=16), {"preset", "timesteps"}).timesteps == 16
+    assert resolve(TrainConfig(env_id="Krull"), set()).preset == "paper"
+    with pytest.raises(UserError, match="--preset fast: unknown"):
+        resolve(TrainConfig(env_id="Krull", preset="fast"), {"preset"})
+    with pytest.raises(UserError, match="--preset paper: presets are Atari"):
+        resolve(TrainConfig(env_id="CartPole-v1", preset="paper"), {"preset"})
+    assert set(HUMAN_RANDOM) == set(PAPER_GAMES) and len(PAPER_GAMES) == 17
+    assert human_normalized("Krull", 2665.5) == pytest.approx(1.0) and human_normalized("VideoPinball", 16256.9) == 0.0
+
+
+def test_unknown_game_lists_the_papers_games(tmp_path: Path):
+    r = _train("--env-id", "ALE/Breakot-v5", "--out", str(tmp_path / "x"))
+    line = error_line(r)
+    assert r.returncode == 2 and "ALE/Breakot-v5" in line and "Atlantis, BeamRider" in line and "VideoPinball" in line
+    r = _train("--env-id", "Brekout", "--out", str(tmp_path / "x"))
+    assert r.returncode == 2 and "did you mean Breakout?" in error_line(r)
+    assert not (tmp_path / "x").exists()
+
+
 @pytest.mark.lava
 def test_breakout_train_export_deploy(tmp_path: Path):
     r = subprocess.run([str(BIN / "dsqn-train"), "--env-id", "Breakout", "--total-steps", "60", "--learning-starts", "30",
@@ -50,3 +78,74 @@ def test_breakout_train_export_deploy(tmp_path: Path):
     for a, b in zip(reports["sim"]["energy"]["layers"], reports["emu"]["energy"]["layers"]):
         assert (a["synops"], a["spikes"]) == (b["synops"], b["spikes"])
     assert reports["sim"]["energy"]["ann"]["macs_per_inference"] > 3_000_000
+
+
+TINY_ATARI = ["--env-id", "Breakout", "--learning-starts", "30", "--batch-size", "2", "--timesteps", "8", "--eval-every", "1000",
+              "--eval-episodes", "1", "--final-eval-episodes", "1", "--eval-max-steps", "20", "--buffer-size", "1000",
+              "--checkpoint-every", "40", "--n-step", "3", "--no-progress"]
+
+
+def _train(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "dsqn-train"), *args], capture_output=True, text=True, timeout=600, env=ENV)
+
+
+def error_line(r: subprocess.CompletedProcess) -> str:
+    """The one error line (ALE prints its banner to stderr first)."""
+    lines = [ln for ln in r.stderr.splitlines() if not ln.startswith(("A.L.E:", "[Powered by Stella]"))]
+    assert len(lines) == 1 and lines[0].startswith("dsqn-train: error: "), r.stderr
+    return lines[0]
+
+
+def test_sigkilled_atari_run_resumes_with_its_frame_replay(tmp_path: Path):
+    """A Breakout run is SIGKILLed after a checkpoint; --resume refills the frame store from the file model.pt names
+    (the frames stored before the kill are the first frames of the resumed run's memory), and a replay file that
+    is missing or belongs to another run is refused in one line."""
+    import signal
+    import time
+
+    import numpy as np
+    import torch
+
+    run = tmp_path / "run"
+    proc = subprocess.Popen([str(BIN / "dsqn-train"), *TINY_ATARI, "--total-steps", "100000", "--out", str(run)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    try:
+        deadline = time.time() + 300
+        while not (run / "model.pt").exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    ckpt = torch.load(run / "model.pt", weights_only=True)
+    rec, step = ckpt["replay"], ckpt["step"]
+    assert step % 40 == 0 and step >= 40 and rec["file"] == f"replay-{step}-{rec['token']}.npz"
+    assert sorted(p.name for p in run.glob("replay-*.npz")) == [rec["file"]]  # older ones removed after model.pt
+    with np.load(run / rec["file"]) as z:
+        before = {k: z[k].copy() for k in ("frames", "actions", "rewards", "dones")}
+    n0 = len(before["frames"])
+    assert n0 == rec["transitions"] and n0 > step  # each frame once, plus one reset frame per episode
+
+    # another run's replay under the named file: refused, nothing written
+    other = tmp_path / "other"
+    r = _train(*TINY_ATARI, "--env-id", "Pong", "--total-steps", "40", "--out", str(other))
+    assert r.returncode == 0, r.stderr[-2000:]
+    saved = (run / rec["file"]).read_bytes()
+    (run / rec["file"]).write_bytes(next(other.glob("replay-*.npz")).read_bytes())
+    r = _train("--resume", str(run / "model.pt"), "--total-steps", str(step + 40), "--no-progress")
+    assert r.returncode == 2 and "replay memory does not match" in error_line(r) and "env_id 'Pong'" in error_line(r)
+    (run / rec["file"]).unlink()
+    r = _train("--resume", str(run / "model.pt"), "--total-steps", str(step + 40), "--no-progress")
+    assert r.returncode == 2 and "is missing" in error_line(r)
+    assert torch.load(run / "model.pt", weights_only=True)["step"] == step  # refusals leave the checkpoint alone
+
+    (run / rec["file"]).write_bytes(saved)
+    r = _train("--resume", str(run / "model.pt"), "--total-steps", str(step + 40), "--no-progress")
+    assert r.returncode == 0, r.stderr[-2000:]
+    end = torch.load(run / "model.pt", weights_only=True)
+    assert end["step"] == step + 40
+    files = sorted(p.name for p in run.glob("replay-*.npz"))
+    assert files == [end["replay"]["file"]] and not list(run.glob(".*.tmp*"))
+    with np.load(run / files[0]) as z:
+        for k, v in before.items():
+            assert np.array_equal(z[k][:n0], v), k  # the replay carried over the kill
+        assert len(z["frames"]) > n0 + 40

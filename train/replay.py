@@ -5,11 +5,16 @@ float32 vectors (normalised to [-1, 1]) for Box action spaces.
 
 ``FrameReplay`` stores every 84x84 frame once as uint8 (1M transitions ~ 7.1 GB) and rebuilds the
 4-frame stacks on sampling, padding at episode starts with the reset frame exactly as gymnasium's
-``FrameStackObservation`` does.
+``FrameStackObservation`` does; n-step returns are summed at sampling time. Its contents are checkpointed
+beside model.pt as ``replay-<step>.npz`` (:meth:`FrameReplay.save`, atomic; model.pt names the file and a
+token that the file must carry, so a checkpoint never resumes with another run's or another step's replay).
 """
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -85,9 +90,15 @@ class ReplayBuffer:
         self.pos, self.full = int(st["pos"]), bool(st["full"])
 
 
+REPLAY_FORMAT = "dsqn-frame-replay"
+REPLAY_VERSION = 1
+_FRAME_ARRAYS = ("frames", "start", "is_start", "actions", "rewards", "dones")
+
+
 class FrameReplay:
-    def __init__(self, capacity: int, frame_shape: tuple[int, int], stack: int, seed: int, gamma: float = 0.99) -> None:
-        self.cap, self.stack, self.gamma = capacity, stack, gamma
+    def __init__(self, capacity: int, frame_shape: tuple[int, int], stack: int, seed: int, gamma: float = 0.99,
+                 n_step: int = 1) -> None:
+        self.cap, self.stack, self.gamma, self.n_step = capacity, stack, gamma, n_step
         self.frames = np.zeros((capacity, *frame_shape), dtype=np.uint8)
         self.start = np.zeros(capacity, dtype=np.int64)  # absolute slot where this slot's episode began
         self.is_start = np.zeros(capacity, dtype=bool)
@@ -137,11 +148,86 @@ class FrameReplay:
             out.extend(j[ok].tolist())
         j = np.asarray(out[:n], dtype=np.int64)
         i = j % self.cap
+        ret, last, done, steps = self.n_step_returns(j)
         return Batch(
             torch.from_numpy(self.stack_at(j - 1).astype(np.float32)),
             torch.from_numpy(self.actions[i]),
-            torch.from_numpy(self.rewards[i]),
-            torch.from_numpy(self.stack_at(j).astype(np.float32)),
-            torch.from_numpy(self.dones[i]),
-            torch.full((len(j),), self.gamma, dtype=torch.float32),  # 1-step transitions: the discount is gamma
+            torch.from_numpy(ret),
+            torch.from_numpy(self.stack_at(last).astype(np.float32)),
+            torch.from_numpy(done),
+            torch.from_numpy((self.gamma ** steps).astype(np.float32)),
         )
+
+    def n_step_returns(self, j: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """For transitions into slots ``j``: (discounted sum of up to n rewards, the slot whose stack is bootstrapped,
+        1.0 where the episode terminated within them, how many rewards were summed). The sum stops at a
+        termination, at the end of a truncated episode (the next slot starts a new one) and at the newest slot,
+        as :class:`train.runner.NStepReturns` does for vector observations."""
+        i = j % self.cap
+        ret = self.rewards[i].astype(np.float64)
+        done = self.dones[i].astype(bool)
+        last, steps = j.copy(), np.ones(len(j), dtype=np.int64)
+        alive = ~done
+        for k in range(1, self.n_step):
+            jk = j + k
+            ok = alive & (jk < self.next_abs)
+            ok &= ~self.is_start[jk % self.cap]
+            ik = jk % self.cap
+            ret[ok] += self.gamma ** k * self.rewards[ik][ok]
+            last[ok], steps[ok] = jk[ok], k + 1
+            term = self.dones[ik].astype(bool)
+            done |= ok & term
+            alive = ok & ~term
+        return ret.astype(np.float32), last, done.astype(np.float32), steps
+
+    # --- checkpoint ---------------------------------------------------------------------------------------------
+
+    def save(self, path: Path, meta: dict) -> None:
+        """Write the filled part of the memory, its pointers and sampling RNG, and ``meta`` (env, preset, token) to
+        ``path`` (.npz, uncompressed) through a temporary file: a crash never leaves half a file."""
+        from dsqn.fileio import temp_path
+
+        n = len(self)
+        header = {"format": REPLAY_FORMAT, "format_version": REPLAY_VERSION, **meta, "capacity": self.cap,
+                  "stack": self.stack, "frame_shape": list(self.frames.shape[1:]), "next_abs": self.next_abs,
+                  "episode_start": self.episode_start, "rng": self.rng.bit_generator.state}
+        tmp = temp_path(path)
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(f, header=np.array(json.dumps(header)), **{k: getattr(self, k)[:n] for k in _FRAME_ARRAYS})
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+    def load(self, path: Path, expect: dict) -> None:
+        """Fill the memory from :meth:`save`'s file; ValueError names what does not match ``expect`` (the values
+        the checkpoint recorded: token, env_id, preset ...) or this memory's shape."""
+        with np.load(path, allow_pickle=False) as z:
+            try:
+                header = json.loads(str(z["header"]))
+            except (KeyError, ValueError) as exc:
+                raise ValueError(f"{path.name} is not a dsqn frame replay ({exc.__class__.__name__})") from None
+            if header.get("format") != REPLAY_FORMAT or header.get("format_version") != REPLAY_VERSION:
+                raise ValueError(f"{path.name} is not a dsqn frame replay of format version {REPLAY_VERSION}")
+            for key in ("env_id", "preset", "token"):
+                if key in expect and header.get(key) != expect[key]:
+                    raise ValueError(f"{path.name} holds the replay of {key} {header.get(key)!r}, the checkpoint's is "
+                                     f"{expect[key]!r}")
+            mine = {"capacity": self.cap, "stack": self.stack, "frame_shape": list(self.frames.shape[1:])}
+            for key, val in mine.items():
+                if header.get(key) != val:
+                    raise ValueError(f"{path.name}: {key} {header.get(key)} differs from this run's {val}")
+            nxt = int(header["next_abs"])
+            n = min(nxt, self.cap)
+            for k in _FRAME_ARRAYS:
+                arr = z[k]
+                want = getattr(self, k)
+                if arr.shape != (n, *want.shape[1:]) or arr.dtype != want.dtype:
+                    raise ValueError(f"{path.name}: array {k} has shape {arr.shape} {arr.dtype}, expected "
+                                     f"{(n, *want.shape[1:])} {want.dtype}")
+                want[:n] = arr
+        self.next_abs, self.episode_start = nxt, int(header["episode_start"])
+        self.rng.bit_generator.state = header["rng"]

@@ -22,6 +22,7 @@ import csv
 import dataclasses
 import json
 import random
+import secrets
 import shutil
 import time
 from collections import deque
@@ -201,6 +202,34 @@ def make_algorithm(cfg: TrainConfig, device: torch.device):  # type: ignore[no-u
     return DQN(cfg, device)
 
 
+def save_frame_replay(rb: FrameReplay, run_dir: Path, step: int, cfg: TrainConfig) -> dict:
+    """Write the Atari frame store beside model.pt; returns what model.pt records of it (file, token, env, preset)."""
+    token = secrets.token_hex(8)  # a new file each time: the one model.pt names is never overwritten
+    rec = {"file": f"replay-{step}-{token}.npz", "token": token, "env_id": cfg.env_id, "preset": cfg.preset,
+           "transitions": len(rb)}
+    rb.save(run_dir / rec["file"], {k: rec[k] for k in ("token", "env_id", "preset")} | {"step": step})
+    return rec
+
+
+def load_frame_replay(rb: FrameReplay, ckpt: Path, rec: dict, cfg: TrainConfig) -> None:
+    """Refill the frame store from the file model.pt names; one-line UserError if it is missing or not that file."""
+    name = rec.get("file") if isinstance(rec, dict) else None
+    if not isinstance(name, str) or "/" in name or not name.startswith("replay-"):
+        raise UserError(f"{ckpt}: cannot resume: the checkpoint names no replay file (written before the frame store "
+                        "was checkpointed?)")
+    if rec.get("env_id") != cfg.env_id or rec.get("preset") != cfg.preset:
+        raise UserError(f"{ckpt}: cannot resume: its replay was recorded for {rec.get('env_id')} / preset "
+                        f"{rec.get('preset')!r}, the checkpoint's run is {cfg.env_id} / {cfg.preset!r}")
+    path = ckpt.parent / name
+    if not path.is_file():
+        raise UserError(f"{ckpt}: cannot resume: its replay memory {path} is missing")
+    try:
+        rb.load(path, {"token": rec.get("token"), "env_id": cfg.env_id, "preset": cfg.preset})
+    except (ValueError, OSError, KeyError, EOFError) as exc:
+        msg = " ".join(str(exc).split())[:200]
+        raise UserError(f"{ckpt}: cannot resume: its replay memory does not match: {msg}") from None
+
+
 def train(cfg: TrainConfig, explicit: set[str] | None = None) -> Path:
     """Train and return the path of model.pt. With ``cfg.resume``, continue that run (see :func:`resume_config`).
 
@@ -224,7 +253,7 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> Path:
     atari = atari_game(cfg.env_id) is not None
     rb: ReplayBuffer | FrameReplay
     if atari:
-        rb = FrameReplay(cfg.buffer_size, tuple(spec.input_shape[1:]), spec.input_shape[0], cfg.seed, cfg.gamma)
+        rb = FrameReplay(cfg.buffer_size, tuple(spec.input_shape[1:]), spec.input_shape[0], cfg.seed, cfg.gamma, cfg.n_step)
     else:
         rb = ReplayBuffer(cfg.buffer_size, tuple(spec.input_shape), cfg.seed, algo.action_shape)
     step, episode, best_eval, evals = 0, 0, -float("inf"), []
@@ -235,12 +264,16 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> Path:
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
             model.load_state_dict(start_state["last_model"])
             if isinstance(rb, ReplayBuffer):
-                rb.load(start_state["replay"], cfg.gamma)  # the Atari frame store is not checkpointed (7 GB); it refills
+                rb.load(start_state["replay"], cfg.gamma)
+            else:
+                load_frame_replay(rb, Path(cfg.resume), start_state["replay"], cfg)
             step, episode = int(start_state["step"]), int(start_state["episode"])
             best_eval = float(start_state["best_eval"])
             evals = json.loads(start_state["evals_json"])
             if not isinstance(evals, list):
                 raise ValueError("evals_json is not a list")
+        except UserError:
+            raise
         except Exception as exc:  # noqa: BLE001 - a damaged training state fails in many ways
             msg = " ".join(str(exc).split())[:160]
             raise UserError(f"{cfg.resume}: cannot resume: the saved training state does not fit its network "
@@ -263,15 +296,21 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> Path:
     ckpt_path = run_dir / "model.pt"
 
     def save(final_eval: dict | None = None) -> None:
-        # save_checkpoint removes its temporary file on failure: a full disk leaves the previous checkpoint as it was
+        # save_checkpoint removes its temporary file on failure: a full disk leaves the previous checkpoint as it was.
+        # The Atari frame store goes to its own file first (replay-<step>.npz); model.pt names it; older ones go last.
         try:
+            replay = rb.state() if isinstance(rb, ReplayBuffer) else save_frame_replay(rb, run_dir, step, cfg)
             save_checkpoint(ckpt_path, {
                 "config_json": json.dumps(dataclasses.asdict(cfg)), "spec_json": json.dumps(spec.to_dict()),
                 "encoder_json": json.dumps(encoder.to_dict()), "model": best_state, "last_model": model.state_dict(),
                 **algo.state(),
-                "replay": rb.state() if isinstance(rb, ReplayBuffer) else {}, "step": step, "episode": episode, "best_eval": best_eval,
+                "replay": replay, "step": step, "episode": episode, "best_eval": best_eval,
                 "evals_json": json.dumps(evals), "final_eval_json": json.dumps(final_eval or {}),
             })
+            if not isinstance(rb, ReplayBuffer):
+                for old in run_dir.glob("replay-*.npz"):
+                    if old.name != replay["file"]:
+                        old.unlink(missing_ok=True)
         except OSError as exc:
             raise UserError(f"{ckpt_path}: cannot write the checkpoint ({exc.strerror or exc.__class__.__name__})") from None
         except RuntimeError as exc:  # torch's zip writer reports a failed write as a RuntimeError
