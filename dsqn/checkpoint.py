@@ -137,9 +137,9 @@ def model_from_checkpoint(ckpt: dict, path: str | Path = "checkpoint") -> tuple[
         config = json.loads(ckpt["config_json"])
         if not isinstance(config, dict) or not isinstance(config.get("env_id"), str):
             raise ValueError("config_json has no env_id")
-        if config.get("actor", "snn") == "ann":
-            raise UserError(f"{path}: an ANN-actor baseline (dsqn-train --actor ann): it has no spiking network to export "
-                            "or deploy")
+        if config.get("actor", "snn") == "ann" or config.get("qnet", "snn") == "ann":
+            flag = "--actor ann" if config.get("actor", "snn") == "ann" else "--qnet ann"
+            raise UserError(f"{path}: an ANN baseline (dsqn-train {flag}): it has no spiking network to export or deploy")
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001 - edited or damaged JSON fails in many ways

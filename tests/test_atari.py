@@ -149,3 +149,27 @@ def test_sigkilled_atari_run_resumes_with_its_frame_replay(tmp_path: Path):
         for k, v in before.items():
             assert np.array_equal(z[k][:n0], v), k  # the replay carried over the kill
         assert len(z["frames"]) > n0 + 40
+
+
+def test_ann_nature_dqn_baseline_trains_in_the_same_loop_and_is_not_exported(tmp_path: Path):
+    """--qnet ann: Mnih et al.'s Nature-DQN of the same shape, trained by the same loop and settings (its replay,
+    n-step targets and checkpoints); export refuses it in one line."""
+    import torch
+
+    from dsqn.train.dqn import AnnQNet, build
+
+    run = tmp_path / "ann"
+    r = _train(*TINY_ATARI, "--total-steps", "60", "--qnet", "ann", "--out", str(run))
+    assert r.returncode == 0, r.stderr[-2000:]
+    ckpt = torch.load(run / "model.pt", weights_only=True)
+    shapes = {k: tuple(v.shape) for k, v in ckpt["model"].items()}
+    assert shapes == {"convs.0.weight": (32, 4, 8, 8), "convs.0.bias": (32,), "convs.2.weight": (64, 32, 4, 4),
+                      "convs.2.bias": (64,), "convs.4.weight": (64, 64, 3, 3), "convs.4.bias": (64,),
+                      "head.0.weight": (512, 3136), "head.0.bias": (512,), "head.2.weight": (4, 512), "head.2.bias": (4,)}
+    assert ckpt["step"] == 60 and ckpt["replay"]["file"].startswith("replay-60-")
+    _, spec, _ = build(resolve(TrainConfig(env_id="Breakout"), set()))
+    q = AnnQNet(spec)(torch.zeros(2, 4, 84, 84))
+    assert q.shape == (2, 4)
+    r = subprocess.run([str(BIN / "dsqn-export"), str(run / "model.pt")], capture_output=True, text=True, timeout=300, env=ENV)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "ANN baseline (dsqn-train --qnet ann)" in r.stderr, r.stderr
+    assert not (run / "model.net").exists()

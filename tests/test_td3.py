@@ -186,7 +186,7 @@ def test_ann_actor_baseline_trains_in_the_same_loop_and_is_not_exported(tmp_path
     capsys.readouterr()
     assert call(export_main, [str(d / "model.pt")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "ANN-actor baseline" in err and not (d / "model.net").exists()
+    assert err.count("\n") == 1 and "ANN baseline (dsqn-train --actor ann)" in err and not (d / "model.net").exists()
 
 
 def test_mujoco_actor_end_to_end(tmp_path: Path):

@@ -107,6 +107,9 @@ class TrainConfig:
     """epsilon of the evaluation policy (the DSQN paper evaluates Atari at 0.05)."""
     arch: str = ""
     """'mlp' (hidden dense layers) or 'nature' (Nature-DQN convs + the last hidden width); '' = by env."""
+    qnet: str = "snn"
+    """dqn: 'snn' (the spiking Q-network, exported to Loihi) or 'ann' (the same-shape ReLU Q-network -- the
+    Nature-DQN for Atari --: the baseline trained by the same loop with the same settings, not exportable)."""
     actor: str = "snn"
     """td3: 'snn' (the spiking actor, exported to Loihi) or 'ann' (the same-shape ReLU MLP actor: the baseline
     trained by the same loop, not exportable)."""
@@ -276,7 +279,11 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.actor not in ("snn", "ann"):
         raise UserError(f"--actor {cfg.actor!r}: expected snn or ann")
     if cfg.actor == "ann" and cfg.algo == "dqn":
-        raise UserError("--actor ann: the ANN actor is a TD3 baseline (--algo td3)")
+        raise UserError("--actor ann: the ANN actor is a TD3 baseline (--algo td3); a DQN's is --qnet ann")
+    if cfg.qnet not in ("snn", "ann"):
+        raise UserError(f"--qnet {cfg.qnet!r}: expected snn or ann")
+    if cfg.qnet == "ann" and cfg.algo == "td3":
+        raise UserError("--qnet ann: the ANN Q-network is a DQN baseline; a TD3 actor's is --actor ann")
     if cfg.algo == "td3" and atari:
         raise UserError(f"--algo td3: {cfg.env_id} has discrete actions; TD3 needs a continuous (Box) action space (use --algo dqn)")
     if not isinstance(cfg.critic_hidden, list) or not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in cfg.critic_hidden):

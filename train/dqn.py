@@ -32,7 +32,56 @@ NATURE_CONVS = [{"type": "conv", "out": 32, "kernel": 8, "stride": 4}, {"type": 
                 {"type": "conv", "out": 64, "kernel": 3, "stride": 1}]
 
 
-def greedy_action(model: SpikingQNet, payload: np.ndarray) -> int:
+def mlp(sizes: list[int]) -> torch.nn.Sequential:
+    """Linear layers with ReLU between them (none after the last): the ANN baselines' dense stack."""
+    layers: list[torch.nn.Module] = []
+    for a, b in zip(sizes, sizes[1:]):
+        layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+    return torch.nn.Sequential(*layers[:-1])
+
+
+class AnnQNet(torch.nn.Module):
+    """The same-shape ANN Q-network (--qnet ann), the baseline the DSQN is compared with: Mnih et al. 2015's
+    Nature-DQN (ReLU convs 32-8/4, 64-4/2, 64-3/1, dense 512) for Atari, a ReLU MLP for vector observations, of the
+    same encoded observation (the integer payload divided by one input unit, pixels / 255). Trained by the same loop
+    with the same hyperparameters; not exportable (there are no spikes to put on a chip)."""
+
+    def __init__(self, spec: NetSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.unit = float(spec.input_unit)
+        convs: list[torch.nn.Module] = []
+        shape = tuple(spec.input_shape)
+        for layer in spec.layers:
+            if layer["type"] == "conv":
+                convs += [torch.nn.Conv2d(shape[0], layer["out"], layer["kernel"], layer["stride"]), torch.nn.ReLU()]
+                side = (shape[1] - layer["kernel"]) // layer["stride"] + 1
+                shape = (layer["out"], side, side)
+        self.convs = torch.nn.Sequential(*convs)
+        dense = [int(layer["out"]) for layer in spec.layers if layer["type"] == "dense"]
+        self.head = mlp([int(np.prod(shape)), *dense, spec.n_actions])
+
+    def forward(self, payload: torch.Tensor, return_spikes: bool = False):  # type: ignore[no-untyped-def]
+        x = payload / self.unit
+        q = self.head(self.convs(x).flatten(1) if len(self.convs) else x.flatten(1))
+        return (q, [], None) if return_spikes else q
+
+    def policy_actions(self, payload: torch.Tensor) -> list:
+        with torch.no_grad():
+            return self(payload).argmax(dim=1).tolist()
+
+    def shift_q(self, delta: float) -> None:
+        with torch.no_grad():
+            self.head[-1].bias += delta
+
+
+def build_qnet(cfg: TrainConfig) -> tuple[SpikingQNet | AnnQNet, NetSpec, Encoder]:
+    """The Q-network of --qnet: the spiking one (exported to Loihi) or its same-shape ANN baseline."""
+    model, spec, encoder = build(cfg)
+    return (model if cfg.qnet == "snn" else AnnQNet(spec)), spec, encoder
+
+
+def greedy_action(model: SpikingQNet | AnnQNet, payload: np.ndarray) -> int:
     with torch.no_grad():
         q = model(torch.from_numpy(payload.astype(np.float32))[None].to(next(model.parameters()).device))
     return int(q.argmax(dim=1).item())
@@ -97,8 +146,8 @@ class DQN:
 
     def __init__(self, cfg: TrainConfig, device: torch.device) -> None:
         self.cfg = cfg
-        self.model, self.spec, self.encoder = build(cfg)
-        self.target, _, _ = build(cfg)
+        self.model, self.spec, self.encoder = build_qnet(cfg)
+        self.target, _, _ = build_qnet(cfg)
         self.model.to(device)
         self.target.to(device)
         self.target.load_state_dict(self.model.state_dict())
@@ -162,7 +211,8 @@ class DQN:
             return "td_loss", 0.0, {}
         scalars = {"losses/td_loss": loss.item(), "losses/q_values": q_a.mean().item()}
         scalars.update(spike_scalars(spikes, n))
-        scalars["readout/bias_mean"] = model.quantized_bias().mean().item()
+        if isinstance(model, SpikingQNet):
+            scalars["readout/bias_mean"] = model.quantized_bias().mean().item()
         scalars["charts/epsilon"] = self.eps
         return "td_loss", loss.item(), scalars
 

@@ -27,7 +27,7 @@ from dsqn.errors import UserError
 from dsqn.qnet import NetSpec, SpikingQNet
 
 from .config import TrainConfig
-from .dqn import network_spec, spike_scalars, vector_encoder
+from .dqn import mlp, network_spec, spike_scalars, vector_encoder
 from .replay import Batch
 
 
@@ -69,13 +69,6 @@ class AnnActor(torch.nn.Module):
         with torch.no_grad():
             y = self(payload).double().cpu().numpy()
         return [self.spec.readout.to_env(np.tanh(row)) for row in y]
-
-
-def mlp(sizes: list[int]) -> torch.nn.Sequential:
-    layers: list[torch.nn.Module] = []
-    for a, b in zip(sizes, sizes[1:]):
-        layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
-    return torch.nn.Sequential(*layers[:-1])
 
 
 class TwinCritic(torch.nn.Module):
