@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from dsqn import __version__
+from dsqn.envs import score_summary
 from dsqn.errors import ArgumentParser, UserError, cli_entry, stop_on_signals
 from dsqn.fileio import atomic_write_text, check_distinct_outputs, check_input_file, check_output_file
 
@@ -29,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="sim: Lava CPU simulator (fixed_pt); emu: bit-exact hw_sim emulator; loihi2: Loihi 2 via lava-loihi")
     parser.add_argument("--episodes", type=int, default=3, help="episodes to run (default: 3)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode (default: 0)")
+    parser.add_argument("--epsilon", type=float, default=0.0,
+                        help="epsilon-greedy evaluation of a Q-network (the DSQN paper's Atari protocol: 0.05), drawn per "
+                             "episode from its seed exactly as dsqn-train evaluates (default: 0, greedy)")
     parser.add_argument("--max-steps", type=int, default=0, help="cap on steps per episode, 0 = none (the Lava simulator is slow)")
     parser.add_argument("--env", default="", help="environment id (default: the one stored in the file)")
     parser.add_argument("--profile", default="loihi1-davies2018", help="energy profile name or JSON file (default: loihi1-davies2018)")
@@ -46,6 +50,8 @@ def _run(args) -> int:  # type: ignore[no-untyped-def]
         raise UserError(f"--max-steps {args.max_steps}: must not be negative (0 = no cap)")
     if args.seed < 0:
         raise UserError(f"--seed {args.seed}: must not be negative")
+    if not 0.0 <= args.epsilon <= 1.0:  # also NaN
+        raise UserError(f"--epsilon {args.epsilon}: must lie in [0, 1]")
 
     # Every path is checked before any work: inputs are files, outputs are writable and none of them an input.
     path = check_input_file(args.model)
@@ -84,7 +90,7 @@ def _run(args) -> int:  # type: ignore[no-untyped-def]
     policy = make_policy(net, args.backend)
     print(f"running {args.episodes} episode(s) of {env_id} on backend {args.backend} (Ctrl-C stops cleanly)", flush=True)
     try:
-        log = run_episodes(policy, env_id, args.episodes, args.seed, args.max_steps)
+        log = run_episodes(policy, env_id, args.episodes, args.seed, args.max_steps, epsilon=args.epsilon)
     finally:
         policy.close()
     names = [f"L{i}-{layer.kind}" for i, layer in enumerate(net.layers)]
@@ -100,7 +106,8 @@ def _run(args) -> int:  # type: ignore[no-untyped-def]
         "model": {"path": str(path), "sha256": _sha256(path), "source_checkpoint_sha256": meta.get("source_checkpoint_sha256")},
         "backend": args.backend, "env_id": env_id, "timesteps": net.timesteps,
         "episodes": {"returns": log.returns, "lengths": log.lengths, "mean_return": float(np.mean(log.returns)),
-                     "std_return": float(np.std(log.returns)), "seed": args.seed, "max_steps": args.max_steps},
+                     "std_return": float(np.std(log.returns)), "seed": args.seed, "max_steps": args.max_steps,
+                     "epsilon": args.epsilon, "score": score_summary(env_id, log.returns)},
         "timing": {"seconds": log.seconds, "env_steps_per_s": steps / max(1e-9, log.seconds)},
         "overflow_events": policy.overflow,
         "energy": energy,

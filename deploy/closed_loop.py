@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dsqn.encoding import Encoder
-from dsqn.envs import check_spaces, make_env
+from dsqn.envs import EpsilonGreedy, check_spaces, make_env
 from dsqn.errors import UserError
 from dsqn.extras import require_lava
 from dsqn.hw_sim.counters import Counter, WindowStitcher
@@ -111,7 +111,9 @@ class EpisodeLog:
 
 
 def run_episodes(policy: Policy, env_id: str, episodes: int, seed: int, max_steps: int = 0, record_actions: bool = False,
-                 on_step=None) -> EpisodeLog:  # type: ignore[no-untyped-def]
+                 on_step=None, epsilon: float = 0.0) -> EpisodeLog:  # type: ignore[no-untyped-def]
+    """Episodes seeded seed, seed + 1, ...; ``epsilon`` > 0 (Q-networks): epsilon-greedy as dsqn-train evaluates
+    (:class:`dsqn.envs.EpsilonGreedy`), so the same seeds give the same episodes as the training's evaluation."""
     encoder = Encoder.from_dict(policy.meta["encoder"])
     env = make_env(env_id)
     log = EpisodeLog()
@@ -120,10 +122,13 @@ def run_episodes(policy: Policy, env_id: str, episodes: int, seed: int, max_step
         check_spaces(env, encoder.env_obs_shape, int(policy.meta["n_actions"]), env_id, policy.readout.kind)
         for ep in range(episodes):
             obs, _ = env.reset(seed=seed + ep)
+            pick = EpsilonGreedy(epsilon, seed + ep, int(policy.meta["n_actions"])) if policy.readout.kind == "q" else None
             total, n, done, acts = 0.0, 0, False, []
             while not done:
                 payload = encoder.encode(obs)
                 action, q = policy.act(payload)
+                if pick is not None:
+                    action = pick(action)
                 if on_step is not None:
                     on_step(obs, payload, action, q)
                 acts.append(action)

@@ -58,6 +58,32 @@ def human_normalized(env_id: str, score: float) -> float | None:
     return (score - rnd) / (human - rnd)
 
 
+def mean_ci95(returns: list[float], resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    """95 % bootstrap interval of the mean return (percentile method, seeded: the same returns give the same
+    interval everywhere)."""
+    x = np.asarray(returns, dtype=np.float64)
+    if len(x) < 2:
+        return float(x.mean()), float(x.mean())
+    idx = np.random.default_rng(seed).integers(0, len(x), size=(resamples, len(x)))
+    means = x[idx].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def score_summary(env_id: str, returns: list[float]) -> dict:
+    """Mean, std, 95 % interval of the mean, and for the paper's games the human-normalised mean with the
+    random and human reference scores and whether the interval excludes the random score."""
+    mean = float(np.mean(returns))
+    lo, hi = mean_ci95(returns)
+    out = {"mean": mean, "std": float(np.std(returns)), "ci95": [lo, hi], "human_normalized": human_normalized(env_id, mean)}
+    game = atari_game(env_id)
+    if game in HUMAN_RANDOM:
+        rnd, human = HUMAN_RANDOM[game]
+        out.update({"random_score": rnd, "human_score": human, "reference_source": HUMAN_RANDOM_SOURCE,
+                    "human_normalized_ci95": [human_normalized(env_id, lo), human_normalized(env_id, hi)],
+                    "ci_excludes_random": bool(lo > rnd or hi < rnd)})
+    return out
+
+
 def make_atari(game: str, train: bool) -> gym.Env:
     """Standard DQN preprocessing: up to 30 no-op starts, frame skip 4 with max over the last two frames,
     84x84 grayscale, 4 stacked frames, the 108k-frame cap; life loss ends an episode only in training."""
@@ -68,6 +94,22 @@ def make_atari(game: str, train: bool) -> gym.Env:
     env = gym.make(f"ALE/{game}-v5", frameskip=1, repeat_action_probability=0.0, max_num_frames_per_episode=ATARI_FRAMES_CAP)
     env = AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84, terminal_on_life_loss=train, grayscale_obs=True)
     return FrameStackObservation(env, 4)
+
+
+class EpsilonGreedy:
+    """The evaluation protocol's epsilon-greedy choice (Atari: epsilon 0.05) with one generator per episode, seeded
+    by that episode's environment seed: an episode makes the same random choices whether it runs alone
+    (dsqn-deploy --epsilon) or beside others (dsqn-train's batched evaluation), so deployed = trained holds for
+    epsilon-greedy evaluations too. The greedy action is computed on every step (the chip runs every inference)."""
+
+    def __init__(self, epsilon: float, episode_seed: int, n_actions: int) -> None:
+        self.epsilon, self.n_actions = float(epsilon), int(n_actions)
+        self.rng = np.random.default_rng(episode_seed)
+
+    def __call__(self, greedy: int) -> int:
+        if self.epsilon > 0 and self.rng.random() < self.epsilon:
+            return int(self.rng.integers(0, self.n_actions))
+        return greedy
 
 
 def unknown_env_hint(env_id: str, game: str | None) -> str:

@@ -155,6 +155,7 @@ def run_trial(train_argv: list[str], trial_dir: Path, profile: str,
     report = trial_dir / "report.emu.json"
     err = _run_step(script("dsqn-deploy") + [str(trial_dir / "model.net"), "--backend", "emu", "--episodes", str(episodes),
                                              "--seed", str(FINAL_EVAL_SEED), "--max-steps", str(max_steps),
+                                             "--epsilon", repr(float(cfg.get("eval_epsilon", 0.0))),
                                              "--profile", profile, "--report", str(report)], log, "dsqn-deploy")
     if err:
         return TrialResult("fail", curve, final, error=err, seconds=time.time() - t0)

@@ -173,3 +173,16 @@ def test_ann_nature_dqn_baseline_trains_in_the_same_loop_and_is_not_exported(tmp
     r = subprocess.run([str(BIN / "dsqn-export"), str(run / "model.pt")], capture_output=True, text=True, timeout=300, env=ENV)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "ANN baseline (dsqn-train --qnet ann)" in r.stderr, r.stderr
     assert not (run / "model.net").exists()
+
+
+def test_score_summary_names_the_reference_scores_and_the_interval():
+    from dsqn.envs import mean_ci95, score_summary
+
+    rets = [1598.0 + 100.0 * k for k in range(10)]  # Krull: random 1598, human 2665.5
+    s = score_summary("Krull", rets)
+    assert s["mean"] == 2048.0 and s["human_normalized"] == pytest.approx(450.0 / 1067.5)
+    assert s["ci95"] == list(mean_ci95(rets)) and s["ci95"][0] > 1598.0 and s["ci_excludes_random"] is True
+    assert s["random_score"] == 1598.0 and s["human_score"] == 2665.5 and "dqn_zoo" in s["reference_source"]
+    near = score_summary("Krull", [1500.0, 1700.0] * 5)
+    assert near["ci_excludes_random"] is False  # mean 1600, the interval straddles the random score
+    assert mean_ci95([5.0]) == (5.0, 5.0) and mean_ci95(rets) == mean_ci95(list(rets))

@@ -249,3 +249,31 @@ def test_ctrl_c_stops_lava_cleanly(tmp_path: Path, exported: Path):
     time.sleep(1)
     assert lava_children_left(proc.pid) == [], "Lava processes left behind"
     assert not (tmp_path / "r.json").exists()
+
+
+def test_epsilon_greedy_deployment_replays_the_training_evaluation(tmp_path: Path):
+    """--eval-epsilon: the final evaluation's epsilon-greedy episodes (run side by side in training) are replayed
+    exactly by dsqn-deploy --epsilon from the exported file (one generator per episode, keyed by its seed)."""
+    from dsqn.checkpoint import load_checkpoint
+
+    r = run(["dsqn-train", "--env-id", "CartPole-v1", "--total-steps", "300", "--learning-starts", "100", "--eval-every", "300",
+             "--eval-episodes", "2", "--final-eval-episodes", "6", "--eval-epsilon", "0.3", "--hidden", "16", "16",
+             "--out", str(tmp_path), "--no-progress"], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    final = json.loads(load_checkpoint(tmp_path / "model.pt")["final_eval_json"])
+    assert final["epsilon"] == 0.3 and len(final["returns"]) == 6
+    lo, hi = final["ci95"]
+    assert lo <= final["mean"] <= hi and final["human_normalized"] is None
+    assert run(["dsqn-export", str(tmp_path / "model.pt")], tmp_path).returncode == 0
+    reports = {}
+    for eps in ("0.3", "0"):
+        rep = tmp_path / f"eps{eps}.json"
+        r = run(["dsqn-deploy", str(tmp_path / "model.net"), "--backend", "emu", "--episodes", "6", "--seed", "20000000",
+                 "--epsilon", eps, "--report", str(rep)], tmp_path)
+        assert r.returncode == 0, r.stderr[-2000:]
+        reports[eps] = json.loads(rep.read_text())["episodes"]
+    assert reports["0.3"]["returns"] == final["returns"] and reports["0.3"]["epsilon"] == 0.3
+    assert reports["0.3"]["score"]["ci95"] == final["ci95"]
+    assert reports["0"]["returns"] != final["returns"]  # the random choices did change the episodes
+    r = run(["dsqn-deploy", str(tmp_path / "model.net"), "--backend", "emu", "--epsilon", "1.5"], tmp_path)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == ["dsqn-deploy: error: --epsilon 1.5: must lie in [0, 1]"]

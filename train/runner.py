@@ -34,7 +34,7 @@ import torch
 from dsqn.checkpoint import check_resumable, file_sha256, load_checkpoint, save_checkpoint
 from dsqn.cuba import exact_matmul_settings
 from dsqn.encoding import Encoder
-from dsqn.envs import atari_game, human_normalized, is_continuous, make_env
+from dsqn.envs import EpsilonGreedy, atari_game, is_continuous, make_env, score_summary
 from dsqn.errors import UserError
 from dsqn.fileio import atomic_write_text, check_output_dir, remove_stale_temp_files
 from dsqn.qnet import SpikingQNet
@@ -110,7 +110,9 @@ def evaluate(model: SpikingQNet, encoder: Encoder, env_id: str, episodes: int, s
     is stateless between inferences, so this equals running them one after the other).
     """
     envs = [make_env(env_id) for _ in range(episodes)]
-    rng = np.random.default_rng(seed)
+    discrete = model.spec.readout_kind == "q"
+    pick = [EpsilonGreedy(epsilon if discrete else 0.0, seed + ep, envs[ep].action_space.n if discrete else 0)
+            for ep in range(episodes)]
     try:
         obs = [env.reset(seed=seed + ep)[0] for ep, env in enumerate(envs)]
         returns = [0.0] * episodes
@@ -121,8 +123,7 @@ def evaluate(model: SpikingQNet, encoder: Encoder, env_id: str, episodes: int, s
             actions = model.policy_actions(batch)
             still = []
             for i, a in zip(alive, actions):
-                if epsilon > 0 and model.spec.readout_kind == "q" and rng.random() < epsilon:
-                    a = int(rng.integers(0, envs[i].action_space.n))
+                a = pick[i](a) if discrete else a
                 obs[i], r, term, trunc, _ = envs[i].step(a)
                 returns[i] += float(r)
                 steps[i] += 1
@@ -383,12 +384,15 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> Path:
         model.load_state_dict(best_state)
         rets = evaluate(model, encoder, cfg.env_id, cfg.final_eval_episodes, seed=20_000_000, epsilon=cfg.eval_epsilon,
                         max_steps=cfg.eval_max_steps)
-        final = {"episodes": len(rets), "mean": float(np.mean(rets)), "std": float(np.std(rets)), "returns": rets,
-                 "epsilon": cfg.eval_epsilon, "seconds": time.time() - t_start, "env_steps": step,
-                 "human_normalized": human_normalized(cfg.env_id, float(np.mean(rets)))}
+        final = {"episodes": len(rets), **score_summary(cfg.env_id, rets), "returns": rets,
+                 "epsilon": cfg.eval_epsilon, "seconds": time.time() - t_start, "env_steps": step}
         log.writerow([step, "final_eval_return", final["mean"], f"std={final['std']:.1f}"])
         save(final)
         print(f"final greedy evaluation over {len(rets)} episodes: mean {final['mean']:.1f} +- {final['std']:.1f}")
+        if final["human_normalized"] is not None:
+            lo, hi = final["human_normalized_ci95"]
+            print(f"human-normalised {final['human_normalized']:.3f} (95 % interval {lo:.3f} .. {hi:.3f}; random "
+                  f"{final['random_score']}, human {final['human_score']}: {final['reference_source']})")
         print(f"wrote {ckpt_path} (sha256 {file_sha256(ckpt_path)[:12]})")
         return ckpt_path
     finally:
