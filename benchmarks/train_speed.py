@@ -10,6 +10,9 @@ rows are timed round-robin (one call of each in turn), so load on a shared machi
 alike and the printed ratios hold even when the absolute times wander.
 
     python benchmarks/train_speed.py [--env-id CartPole-v1] [--repeats 200] [--device cpu|cuda] [--timesteps T]
+    python benchmarks/train_speed.py --env-id Breakout --preset data-efficient [--timesteps 64] --no-lavadl
+
+env steps/s = 1 / (act + env step + (replay sample + update) / train_freq): the loop of dsqn-train, each part timed.
 """
 
 from __future__ import annotations
@@ -26,32 +29,8 @@ import torch.nn.functional as F
 
 with contextlib.redirect_stdout(io.StringIO()):
     from dsqn.train.config import TrainConfig, resolve
-    from dsqn.train.dqn import build
-
-
-class AnnQNet(torch.nn.Module):
-    """ReLU network with the spiking network's layers (dense and conv), for the same-shape baseline."""
-
-    def __init__(self, input_shape: list[int], layers: list[dict], n_actions: int) -> None:
-        super().__init__()
-        mods: list[torch.nn.Module] = []
-        shape = list(input_shape)
-        for layer in layers:
-            if layer["type"] == "conv":
-                mods += [torch.nn.Conv2d(shape[0], layer["out"], layer["kernel"], layer.get("stride", 1)), torch.nn.ReLU()]
-                k, st = layer["kernel"], layer.get("stride", 1)
-                shape = [layer["out"], (shape[1] - k) // st + 1, (shape[2] - k) // st + 1]
-            else:
-                if len(shape) == 3:
-                    mods.append(torch.nn.Flatten())
-                    shape = [shape[0] * shape[1] * shape[2]]
-                mods += [torch.nn.Linear(shape[0], layer["out"]), torch.nn.ReLU()]
-                shape = [layer["out"]]
-        mods.append(torch.nn.Linear(shape[0], n_actions))
-        self.net = torch.nn.Sequential(*mods)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+    from dsqn.train.dqn import AnnQNet, build
+    from dsqn.train.replay import FrameReplay, ReplayBuffer
 
 
 class BoundNet(torch.nn.Module):
@@ -62,7 +41,9 @@ class BoundNet(torch.nn.Module):
         self.ann, self.T = ann, T
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mods = list(self.ann.net)
+        ann = self.ann
+        mods = [*ann.convs, torch.nn.Flatten(), *ann.head] if len(ann.convs) else [torch.nn.Flatten(), *ann.head]
+        x = x / ann.unit
         h = mods[1](mods[0](x))
         h = h.repeat_interleave(self.T, dim=0)
         for m in mods[2:]:
@@ -111,6 +92,31 @@ def closures(model: torch.nn.Module, target: torch.nn.Module, x: torch.Tensor, b
     return act, update
 
 
+def replay_ms(env_id: str, spec, cfg, repeats: int) -> float:  # type: ignore[no-untyped-def]
+    """One replay sample of a batch, as the training loop draws it: the Atari frame store rebuilding 4-frame stacks
+    (and summing n-step returns) from a store filled by a random policy, or the vector memory."""
+    from dsqn.envs import make_env
+
+    n = 5_000
+    if len(spec.input_shape) == 3:
+        rb = FrameReplay(n, tuple(spec.input_shape[1:]), spec.input_shape[0], seed=0, gamma=cfg.gamma, n_step=cfg.n_step)
+        env = make_env(env_id, train=True)
+        obs, _ = env.reset(seed=0)
+        rb.reset(obs)
+        for _ in range(n):
+            obs, r, term, trunc, _ = env.step(env.action_space.sample())
+            rb.add(0, float(r), obs, term)
+            if term or trunc:
+                obs, _ = env.reset()
+                rb.reset(obs)
+        env.close()
+    else:
+        rb = ReplayBuffer(n, tuple(spec.input_shape), seed=0)
+        for _ in range(n):
+            rb.add(np.zeros(spec.input_shape), 0, 0.0, np.zeros(spec.input_shape), False, cfg.gamma)
+    return interleaved_medians([lambda: rb.sample(cfg.batch_size)], repeats)[0]
+
+
 def env_ms(env_id: str, repeats: int) -> float:
     from dsqn.envs import make_env
 
@@ -132,6 +138,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--timesteps", type=int, default=0, help="T of the spiking network (0 = the config default)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--preset", default="", help="Atari preset (paper, data-efficient): its T, batch and update period")
     p.add_argument("--batch", type=int, default=0, help="batch size (0 = the config default)")
     p.add_argument("--no-lavadl", action="store_true", help="skip the lava-dl reference row")
     p.add_argument("--no-bound", action="store_true", help="skip the dense-FLOP bound row")
@@ -147,13 +154,16 @@ def main() -> None:
     explicit = {"timesteps"} if args.timesteps else set()
     if args.batch:
         explicit.add("batch_size")
-    cfg = resolve(TrainConfig(env_id=args.env_id, timesteps=args.timesteps or 8, batch_size=args.batch or 64), explicit)
+    if args.preset:
+        explicit.add("preset")
+    cfg = resolve(TrainConfig(env_id=args.env_id, timesteps=args.timesteps or 8, batch_size=args.batch or 64,
+                              preset=args.preset), explicit)
     snn, spec, enc = build(cfg)
     snn_t, _, _ = build(cfg)
     hi = 256 if enc.kind == "pixels" else 40
     x = torch.from_numpy(np.random.default_rng(0).integers(0, hi, (2 * cfg.batch_size, *spec.input_shape)).astype(np.float32)).to(dev)
     sizes = [*spec.input_shape, *[layer["out"] for layer in spec.layers], spec.n_actions]
-    ann, ann_t = AnnQNet(spec.input_shape, spec.layers, spec.n_actions), AnnQNet(spec.input_shape, spec.layers, spec.n_actions)
+    ann, ann_t = AnnQNet(spec), AnnQNet(spec)  # dsqn-train --qnet ann
     runs = [(f"SNN dsqn.cuba (exact, T={spec.timesteps})", snn, snn_t)]
     if not args.no_lavadl:
         try:
@@ -175,14 +185,17 @@ def main() -> None:
     t_act = interleaved_medians([f[0] for f in fns], args.repeats)
     t_upd = interleaved_medians([f[1] for f in fns], args.repeats)
     t_env = env_ms(args.env_id, args.repeats)
-    rows = [{"name": name, "act_ms": ta, "update_ms": tu, "env_ms": t_env,
-             "steps_per_s": 1e3 / (ta + tu / cfg.train_freq + t_env)} for (name, _, _), ta, tu in zip(runs, t_act, t_upd)]
+    t_rb = replay_ms(args.env_id, spec, cfg, args.repeats)
+    # one env step of the loop: act, step the env, and every train_freq steps one replay sample and one update
+    rows = [{"name": name, "act_ms": ta, "update_ms": tu, "env_ms": t_env, "replay_ms": t_rb,
+             "steps_per_s": 1e3 / (ta + t_env + (tu + t_rb) / cfg.train_freq)} for (name, _, _), ta, tu in zip(runs, t_act, t_upd)]
     print(f"{args.env_id}: layers {sizes}, batch {cfg.batch_size}, one update every {cfg.train_freq} env steps, "
           f"torch {torch.__version__}, threads {args.threads}, device {args.device}"
           f"{' (' + torch.cuda.get_device_name() + ')' if dev.type == 'cuda' else ''}, medians of {args.repeats}")
-    print(f"{'network':<40} {'act ms':>8} {'update ms':>10} {'env ms':>8} {'env steps/s':>12}")
+    print(f"{'network':<40} {'act ms':>8} {'update ms':>10} {'env ms':>8} {'replay ms':>9} {'env steps/s':>12}")
     for r in rows:
-        print(f"{r['name']:<40} {r['act_ms']:>8.3f} {r['update_ms']:>10.3f} {r['env_ms']:>8.4f} {r['steps_per_s']:>12.1f}")
+        print(f"{r['name']:<40} {r['act_ms']:>8.3f} {r['update_ms']:>10.3f} {r['env_ms']:>8.4f} {r['replay_ms']:>9.3f} "
+              f"{r['steps_per_s']:>12.1f}")
     by = {r["name"].split(" (")[0]: r for r in rows}
     ours, ann_row = rows[0], by["ANN"]
     print(f"ours/ANN: update x{ours['update_ms'] / ann_row['update_ms']:.2f}, act x{ours['act_ms'] / ann_row['act_ms']:.2f}")
