@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -86,8 +87,12 @@ def report_main(argv: list[str]) -> int:
     p.add_argument("--storage", default="", help="RDB URL (default: sqlite:///sweeps/<study>/study.db)")
     p.add_argument("--out", default="", help="output folder (default: sweeps/<study>/report)")
     p.add_argument("--top", type=int, default=8, help="learning curves of this many best trials (default: 8)")
+    p.add_argument("--target", type=float, default=None,
+                   help="count the runs reaching this return per grid cell (default: the space file's target)")
     args = p.parse_args(argv)
     _positive("--top", args.top)
+    if args.target is not None and not math.isfinite(args.target):
+        raise UserError(f"--target {args.target}: must be a finite number")
     from .report import write_report
     from .study import default_storage, load_existing, open_storage
 
@@ -98,7 +103,7 @@ def report_main(argv: list[str]) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"{out}: cannot create the report folder ({exc.strerror or exc.__class__.__name__})") from None
-    summary = write_report(study, out, args.top)
+    summary = write_report(study, out, args.top, target=args.target)
     c = summary["counts"]
     print(f"study {args.study!r}: {c['COMPLETE']} complete, {c['PRUNED']} pruned, {c['FAIL']} failed; "
           f"Pareto front: {', '.join('#' + str(r['number']) for r in summary['pareto']) or 'empty'}")

@@ -256,7 +256,8 @@ def _fmt(v: Any) -> str:
     return html.escape(str(v))
 
 
-def write_report(study: Any, out: Path, top: int = 8) -> dict[str, Any]:
+def write_report(study: Any, out: Path, top: int = 8, target: float | None = None) -> dict[str, Any]:
+    """index.html, figures and report.json of ``study`` in ``out``; ``target`` overrides the space's target."""
     _quiet_optuna()
     out.mkdir(parents=True, exist_ok=True)
     trials = [t for t in study.get_trials(deepcopy=False) if not t.system_attrs.get(OVER_BUDGET)]
@@ -266,7 +267,10 @@ def write_report(study: Any, out: Path, top: int = 8) -> dict[str, Any]:
     assert set(pareto) == non_dominated(done), "optuna's best_trials differ from the non-dominated set"
     imps = importances(study)
     files = figures(rows, pareto, imps, out, top)
-    grid = grid_summary(rows, study.user_attrs.get("dsqn_space"))
+    space = study.user_attrs.get("dsqn_space")
+    if target is not None and space:
+        space = {**space, "target": target}
+    grid = grid_summary(rows, space)
     if grid is not None:
         files += grid_figure(grid, out)
     counts = {s: sum(r["state"] == s for r in rows) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")}
