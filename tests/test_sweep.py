@@ -209,7 +209,7 @@ def test_grid_points_are_shared_by_workers_with_different_seeds():
     assert len(set(seen)) == space.grid_size() == 24
 
 
-def test_grid_summary_counts_runs_at_the_target_per_cell_and_panel():
+def test_grid_summary_counts_runs_at_the_target_per_cell_and_panel(tmp_path: Path):
     from dsqn.sweep.report import grid_summary
 
     space = parse_space(GRID).to_dict()
@@ -235,6 +235,15 @@ def test_grid_summary_counts_runs_at_the_target_per_cell_and_panel():
     assert uniform["cell_mean_std"] == pytest.approx(abs(75.0 - 99.95) / 2)
     assert (jitter["runs"], jitter["reached"], jitter["cell_mean_std"]) == (3, 2, pytest.approx(abs(125.0 - 10.0) / 2))
     assert grid_summary(rows, parse_space({**GRID, "sampler": "tpe"}).to_dict()) is None
+    assert grid_summary(rows, {**space, "target": 125})["panels"][1]["reached"] == 1  # report --target 125
+    from dsqn.sweep.report import _grid_html, grid_figure
+
+    files = grid_figure(g, tmp_path)
+    assert sorted(files) == ["grid.pdf", "grid.png", "grid.svg"]
+    svg = (tmp_path / "grid.svg").read_text()
+    assert "2/4 reach 100" in svg and "2/3 reach 100" in svg and "1/2" in svg  # panel shares, the first cell's count
+    page = "\n".join(_grid_html(g))
+    assert "7 of 24 grid points complete" in page and "<td>2/4</td>" in page and "#0, #1" in page
 
 
 # --- one trial, pruned through its process group ----------------------------------------------------------------------
