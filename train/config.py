@@ -166,8 +166,9 @@ ATARI_DEFAULTS = {"total_steps": 10_000_000, "hidden": [512], "q_scale": 1.0, "a
 #     (van Hasselt et al. 2019), the schedule most Atari-100k agents start from;
 #   n_step 10, lr 1e-4 with Adam eps 1.5e-4, epsilon 1 -> 0.01 over the first 5k steps: DrQ(eps), the DQN-based
 #     data-efficient agent of Agarwal et al. 2021 (without its image augmentation);
-#   buffer 100k (the whole run: nothing is forgotten), evaluation as the paper's protocol (30 final episodes, eps 0.05).
-DATA_EFFICIENT = {**ATARI_DEFAULTS, "total_steps": 100_000, "timesteps": 8, "buffer_size": 100_000, "learning_starts": 1_600,
+#   buffer 110k frames (the whole run, its 100k transitions and one reset frame per episode: nothing is forgotten),
+#   evaluation as the paper's protocol (30 final episodes, eps 0.05).
+DATA_EFFICIENT = {**ATARI_DEFAULTS, "total_steps": 100_000, "timesteps": 8, "buffer_size": 110_000, "learning_starts": 1_600,
                   "train_freq": 1, "target_update": 2_000, "n_step": 10, "lr": 1e-4, "adam_eps": 1.5e-4, "eps_end": 0.01,
                   "eps_fraction": 0.05, "eval_every": 10_000, "eval_episodes": 10, "checkpoint_every": 10_000}
 ATARI_PRESETS = {"paper": ATARI_DEFAULTS, "data-efficient": DATA_EFFICIENT}
