@@ -203,10 +203,22 @@ def _int_array(group: h5py.Group, key: str, where: str) -> np.ndarray:
     return arr.astype(np.int64)
 
 
-def _crashes_hdf5(path: Path, require_meta: bool, input_shape: tuple[int, ...] | None, timeout_s: float = 60.0) -> int:
-    """Read the file once in a forked child: the HDF5 library itself can crash (SIGSEGV) on a damaged file, e.g. on a
-    variable-length string whose global-heap entry was overwritten. Returns the signal that killed the child, or 0
-    (it read the file, with or without a UserError, or no fork is available, or it did not finish in time)."""
+def check_read_in_child(path: Path, read, timeout_s: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    """Run ``read()`` (a reader of the HDF5 file ``path``) once in a forked child first: the HDF5 library itself can
+    crash (SIGSEGV) on a damaged file, e.g. on a variable-length string whose global-heap entry was overwritten.
+    A crash is a one-line UserError naming the signal; any other outcome is left to the caller's own read."""
+    sig = _crashes_in_child(read, timeout_s)
+    if sig:
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        raise UserError(f"{path}: damaged HDF5 file (the HDF5 library crashed reading it: {name})")
+
+
+def _crashes_in_child(read, timeout_s: float) -> int:  # type: ignore[no-untyped-def]
+    """The signal that killed a forked child running ``read()``, or 0 (it returned or raised, no fork is available,
+    or it did not finish in time)."""
     if not hasattr(os, "fork"):
         return 0
     with warnings.catch_warnings():  # Python >= 3.12 warns about fork() in a multi-threaded process; the child only reads
@@ -223,7 +235,7 @@ def _crashes_hdf5(path: Path, require_meta: bool, input_shape: tuple[int, ...] |
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
             os.dup2(devnull, 2)
-            _read_netfile(path, require_meta, input_shape)
+            read()
             code = 0
         except BaseException:  # noqa: BLE001 - any outcome but a crash is the parent's to report
             code = 1
@@ -251,13 +263,7 @@ def read_netfile(path: str | Path, require_meta: bool = True, input_shape: tuple
     scripts read files from the user this way; a fork costs some milliseconds)."""
     path = check_input_file(path)
     if crash_safe:
-        sig = _crashes_hdf5(path, require_meta, input_shape)
-        if sig:
-            try:
-                name = signal.Signals(sig).name
-            except ValueError:
-                name = f"signal {sig}"
-            raise UserError(f"{path}: damaged HDF5 file (the HDF5 library crashed reading it: {name})")
+        check_read_in_child(path, lambda: _read_netfile(path, require_meta, input_shape))
     return _read_netfile(path, require_meta, input_shape)
 
 

@@ -165,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="dsqn-nir-") as tmp:
         if args.nir:
             path = check_input_file(args.nir)
+            from dsqn.netfile import check_read_in_child
+
+            check_read_in_child(path, lambda: read_nir(path))  # a file from the user may crash libhdf5 itself
             stored = json.loads(str(read_nir(path).metadata.get("dsqn_meta_json", "{}"))).get("source_checkpoint_sha256")
             if stored != sha:
                 raise UserError(f"{path} was not exported from {src} (source checkpoint SHA-256 differs)")

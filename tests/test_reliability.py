@@ -440,3 +440,18 @@ def test_fuzz_damaged_files(run, tmp_path: Path, kind: str):
         src.unlink()
     assert failed >= 120, (failed, succeeded)
     print(kind, "failed", failed, "succeeded", succeeded)
+
+
+def test_a_reader_that_crashes_the_process_is_a_one_line_error(tmp_path: Path):
+    """Files from the user (.net, .nir) are read once in a forked child first: a reader killed by a signal (libhdf5
+    on a damaged file) becomes a UserError naming it; a reader that raises or returns is left to the caller."""
+    import signal as sig
+
+    from dsqn.errors import UserError
+    from dsqn.netfile import check_read_in_child
+
+    path = tmp_path / "model.nir"
+    with pytest.raises(UserError, match=r"model\.nir: damaged HDF5 file \(the HDF5 library crashed reading it: SIGSEGV\)"):
+        check_read_in_child(path, lambda: os.kill(os.getpid(), sig.SIGSEGV))
+    check_read_in_child(path, lambda: 1 / 0)
+    check_read_in_child(path, lambda: None)
