@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import export
+from conftest import call, export
 
 from dsqn.checkpoint import load_checkpoint, model_from_checkpoint
 from dsqn.deploy.cli import main as deploy_main
@@ -133,14 +133,6 @@ def test_heterogeneous_file_format_and_refusals(tmp_path: Path):
 TINY = ["--env-id", "CartPole-v1", "--total-steps", "300", "--learning-starts", "100", "--eval-every", "150",
         "--eval-episodes", "2", "--final-eval-episodes", "2", "--hidden", "16", "16", "--batch-size", "16",
         "--no-progress", "--seed", "4", "--membrane-jitter", "0.2", "--param-groups", "4"]
-
-
-def call(main, argv: list[str]) -> int:  # type: ignore[no-untyped-def]
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    return 0 if code is None else int(code)
 
 
 def test_cli_trains_exports_and_deploys_a_grouped_network(tmp_path: Path):

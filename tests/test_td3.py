@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import call
 
 from dsqn.checkpoint import load_checkpoint, model_from_checkpoint
 from dsqn.deploy.cli import main as deploy_main
@@ -24,14 +25,6 @@ from dsqn.train.runner import evaluate
 TINY = ["--env-id", "Pendulum-v1", "--total-steps", "300", "--learning-starts", "100", "--eval-every", "150",
         "--eval-episodes", "2", "--final-eval-episodes", "2", "--eval-max-steps", "40", "--hidden", "24", "16",
         "--critic-hidden", "32", "32", "--batch-size", "32", "--checkpoint-every", "150", "--no-progress", "--seed", "3"]
-
-
-def call(main, argv: list[str]) -> int:  # type: ignore[no-untyped-def]
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    return 0 if code is None else int(code)
 
 
 @pytest.fixture(scope="module")
