@@ -298,17 +298,24 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> Path:
 
     def save(final_eval: dict | None = None) -> None:
         # save_checkpoint removes its temporary file on failure: a full disk leaves the previous checkpoint as it was.
-        # The Atari frame store goes to its own file first (replay-<step>.npz); model.pt names it; older ones go last.
+        # The Atari frame store goes to its own file first (replay-<step>-<token>.npz); model.pt names it; the older
+        # one goes last, and a new one that model.pt never came to name is removed again.
+        frames = not isinstance(rb, ReplayBuffer)
         try:
-            replay = rb.state() if isinstance(rb, ReplayBuffer) else save_frame_replay(rb, run_dir, step, cfg)
-            save_checkpoint(ckpt_path, {
-                "config_json": json.dumps(dataclasses.asdict(cfg)), "spec_json": json.dumps(spec.to_dict()),
-                "encoder_json": json.dumps(encoder.to_dict()), "model": best_state, "last_model": model.state_dict(),
-                **algo.state(),
-                "replay": replay, "step": step, "episode": episode, "best_eval": best_eval,
-                "evals_json": json.dumps(evals), "final_eval_json": json.dumps(final_eval or {}),
-            })
-            if not isinstance(rb, ReplayBuffer):
+            replay = save_frame_replay(rb, run_dir, step, cfg) if frames else rb.state()
+            try:
+                save_checkpoint(ckpt_path, {
+                    "config_json": json.dumps(dataclasses.asdict(cfg)), "spec_json": json.dumps(spec.to_dict()),
+                    "encoder_json": json.dumps(encoder.to_dict()), "model": best_state, "last_model": model.state_dict(),
+                    **algo.state(),
+                    "replay": replay, "step": step, "episode": episode, "best_eval": best_eval,
+                    "evals_json": json.dumps(evals), "final_eval_json": json.dumps(final_eval or {}),
+                })
+            except BaseException:
+                if frames:
+                    (run_dir / replay["file"]).unlink(missing_ok=True)
+                raise
+            if frames:
                 for old in run_dir.glob("replay-*.npz"):
                     if old.name != replay["file"]:
                         old.unlink(missing_ok=True)
