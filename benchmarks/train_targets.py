@@ -7,7 +7,11 @@ weights (``--final-eval-episodes``, 20 by default) and the minutes it took; then
 seeds reached the target.
 
     .venv/bin/python benchmarks/train_targets.py [--envs CartPole-v1 Acrobot-v1] [--seeds 1 2 3] [--parallel 2]
-    .venv/bin/python benchmarks/train_targets.py --envs Pendulum-v1 -- --actor ann     # TD3's ANN-actor baseline
+    .venv/bin/python benchmarks/train_targets.py --envs Pendulum-v1 --tag ann -- --actor ann   # TD3's ANN-actor baseline
+
+A run folder that already holds an unfinished checkpoint (a run cut off by the end of a session) is resumed
+(``dsqn-train --resume``) instead of restarted, and a finished one is only reported: the same command, run again,
+completes the set. Minutes and env steps/s are those of the last invocation that trained it.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     ap.add_argument("--parallel", type=int, default=2)
     ap.add_argument("--out", default="runs/targets")
+    ap.add_argument("--tag", default="", help="name part of the run folders (<env>__<tag>__seed<s>), e.g. ann")
     ap.add_argument("extra", nargs=argparse.REMAINDER, help="further dsqn-train arguments (after --)")
     args = ap.parse_args()
     extra = [a for a in args.extra if a != "--"]
@@ -42,10 +47,21 @@ def main() -> None:
     while jobs or running:
         while jobs and len(running) < args.parallel:
             e, s = jobs.pop(0)
-            out = Path(args.out) / f"{e}__seed{s}"
+            out = Path(args.out) / (f"{e}__{args.tag}__seed{s}" if args.tag else f"{e}__seed{s}")
             cmd = [exe, "--env-id", e, "--seed", str(s), "--out", str(out), "--no-progress", *extra]
+            if (out / "model.pt").is_file():
+                final = json.loads(torch.load(out / "model.pt", weights_only=True)["final_eval_json"])
+                if final:  # finished by an earlier invocation: only reported
+                    ok = final["mean"] >= TARGETS.get(e, float("inf"))
+                    results.append((e, s, final["mean"], float("nan"), ok))
+                    print(f"{e} seed {s}: finished earlier: final eval over {final['episodes']} episodes "
+                          f"{final['mean']:.1f} +- {final['std']:.1f} in {final['seconds'] / 60:.1f} min of its last "
+                          f"invocation{'  [target met]' if ok else ''}", flush=True)
+                    continue
+                cmd = [exe, "--resume", str(out / "model.pt"), "--no-progress"]
+                print(f"{e} seed {s}: resuming {out / 'model.pt'}", flush=True)
             out.mkdir(parents=True, exist_ok=True)
-            log = open(out / "train.log", "w")
+            log = open(out / "train.log", "a")
             running.append((e, s, subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), time.time(), out, log))
         time.sleep(2)
         for job in list(running):
