@@ -246,6 +246,28 @@ def test_grid_summary_counts_runs_at_the_target_per_cell_and_panel(tmp_path: Pat
     assert "7 of 24 grid points complete" in page and "<td>2/4</td>" in page and "#0, #1" in page
 
 
+def test_grid_study_runs_every_point_once_and_reports_the_cells(tmp_path: Path):
+    """dsqn-sweep on a grid space end to end: the budget is the grid's size, each point runs once (a bundle sets two
+    fields of its trial's command), and the report holds the cells and the heatmap."""
+    space = {"study": "g", "sampler": "grid", "target": 5, "fixed": {**TINY, "hidden": [8]},
+             "params": {"neurons": {"choices": [{"membrane_jitter": 0.0}, {"membrane_jitter": 0.2, "param_groups": 2}]}}}
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump(space, sort_keys=False))
+    r = sweep("g.yaml", "--out", "out", cwd=tmp_path)
+    assert r.returncode == 0 and "budget 2 trials" in r.stdout, r.stdout + r.stderr
+    trials = load(f"sqlite:///{tmp_path / 'out' / 'study.db'}", "g").get_trials(deepcopy=False)
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    assert sorted(t.params["neurons"] for t in trials) == ["membrane_jitter=0.0", "membrane_jitter=0.2 param_groups=2"]
+    jittered = next(t for t in trials if "param_groups" in t.params["neurons"])
+    assert "--membrane-jitter 0.2 --param-groups 2" in jittered.user_attrs["command"]
+    r = sweep("report", "g", "--storage", f"sqlite:///{tmp_path / 'out' / 'study.db'}", "--out", "rep", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    grid = json.loads((tmp_path / "rep" / "report.json").read_text())["grid"]
+    assert [c["runs"] for c in grid["cells"]] == [1, 1] and grid["points"] == 2 and grid["target"] == 5
+    assert [c["reached"] for c in grid["cells"]] == [int(t.values[0] >= 5) for t in sorted(
+        trials, key=lambda t: "param_groups" in t.params["neurons"])]
+    assert not (tmp_path / "rep" / "grid.svg").exists()  # one axis only: table, no heatmap
+
+
 # --- one trial, pruned through its process group ----------------------------------------------------------------------
 
 def test_pruned_trial_stops_its_run(tmp_path: Path):
