@@ -87,6 +87,9 @@ def _run(args) -> int:  # type: ignore[no-untyped-def]
     env_id = args.env or meta["env_id"]
 
     check_environment(net, env_id)
+    if args.epsilon > 0 and net.readout.kind != "q":
+        raise UserError(f"--epsilon {args.epsilon}: epsilon-greedy evaluates Q-networks; {path} is an actor "
+                        "(continuous actions)")
     policy = make_policy(net, args.backend)
     print(f"running {args.episodes} episode(s) of {env_id} on backend {args.backend} (Ctrl-C stops cleanly)", flush=True)
     try:

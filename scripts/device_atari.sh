@@ -72,6 +72,7 @@ start)
     echo "started $NETS on $GAME ($PRESET, seed $SEED, device $DEVICE) in $RUNS"
     ;;
 wait)
+    trap collect EXIT
     LIMIT=${2:-540}
     t0=$(date +%s)
     while [ $(( $(date +%s) - t0 )) -lt "$LIMIT" ]; do
@@ -90,6 +91,7 @@ wait)
     collect
     ;;
 finish)
+    trap collect EXIT  # the logs come back even when a step fails
     [ -d /tmp/site ] && export PYTHONPATH=/tmp/site
     for net in $NETS; do
         run="$RUNS/$net/run"

@@ -98,6 +98,8 @@ def report_main(argv: list[str]) -> int:
 
     url = args.storage or default_storage(Path("sweeps") / args.study)
     study = load_existing(open_storage(url, create=False), args.study)
+    if args.target is not None and (study.user_attrs.get("dsqn_space") or {}).get("sampler") != "grid":
+        raise UserError(f"--target: study {args.study!r} is not a grid (sampler: grid); only a grid's cells count runs")
     out = Path(args.out or Path("sweeps") / args.study / "report")
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 import statistics
 import warnings
 from pathlib import Path
@@ -165,8 +166,9 @@ def grid_summary(rows: list[dict], space: dict | None) -> dict[str, Any] | None:
         if target is None:
             pn.pop("reached")
     size = math.prod(len(space["params"][n]["choices"]) for n in space["params"])
-    return {"target": target, "axes": names, "choices": order, "points": size, "cells": listed,
-            "panels": list(panels.values())}
+    runs = [tuple(r["params"].get(n) for n in space["params"]) for r in rows if r["state"] == "COMPLETE"]
+    return {"target": target, "axes": names, "choices": order, "points": size, "points_done": len(set(runs)),
+            "points_repeated": len(runs) - len(set(runs)), "cells": listed, "panels": list(panels.values())}
 
 
 def _choice_key(choice: Any) -> Any:
@@ -179,8 +181,9 @@ def _choice_key(choice: Any) -> Any:
 def _short(v: Any) -> str:
     """A tick label: 'a=0.1 b=0.1' -> '0.1' when a bundle sets one value, else one field per line."""
     if isinstance(v, str) and "=" in v:
-        vals = [kv.split("=", 1)[1] for kv in v.split()]
-        return vals[0] if len(set(vals)) == 1 else "\n".join(v.split())
+        pairs = re.findall(r"(\w+)=(\S+)", v)  # bundle values hold no spaces (lists are comma-joined)
+        vals = [val for _, val in pairs]
+        return vals[0] if len(set(vals)) == 1 else "\n".join(f"{k}={val}" for k, val in pairs)
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
@@ -225,9 +228,11 @@ def grid_figure(grid: dict[str, Any], out: Path) -> list[str]:
 
 def _grid_html(grid: dict[str, Any]) -> list[str]:
     target, names = grid["target"], grid["axes"]
-    done = sum(c["runs"] for c in grid["cells"])
-    h = [f"<h2>Grid</h2><p>{done} of {grid['points']} grid points complete. Each cell: the runs of one setting over "
-         "the seeds" + (f"; how many reached the target {target:g}" if target is not None else "") + ".</p>"]
+    repeated = (f" ({grid['points_repeated']} completed runs repeat a point; every run is listed)"
+                if grid["points_repeated"] else "")
+    h = [f"<h2>Grid</h2><p>{grid['points_done']} of {grid['points']} grid points complete{repeated}. Each cell: the "
+         "runs of one setting over the seeds" + (f"; how many reached the target {target:g}" if target is not None else "")
+         + ".</p>"]
     if len(names) >= 2 and grid["cells"]:
         h.append("<img src='grid.svg' alt='grid heatmaps'>")
     head = "".join(f"<th>{html.escape(n)}</th>" for n in names[2:])

@@ -109,8 +109,9 @@ def encode_choice(val: Any) -> Any:
 
 
 def encode_bundle(val: dict[str, Any]) -> str:
-    """A bundle choice as one categorical value: 'current_decay=0.2 voltage_decay=0.2'."""
-    return " ".join(f"{k}={encode_choice(v)}" for k, v in val.items())
+    """A bundle choice as one categorical value: 'current_decay=0.2 voltage_decay=0.2' (lists comma-joined,
+    'hidden=64,64', so that spaces only separate fields)."""
+    return " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in val.items())
 
 
 def to_argv(values: dict[str, Any]) -> list[str]:

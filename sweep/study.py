@@ -299,6 +299,9 @@ def work(study: Any, space: SearchSpace, n_trials: int, out_root: Path, poll_s: 
                     retry_callback()(study, study._storage.get_trial(trial._trial_id))
             raise
         ran += 1
+        if state == "fail" and space.sampler == "grid":
+            # a grid measures every point: its failed point is queued again (up to 3 times), not replaced by another
+            retry_callback()(study, study._storage.get_trial(trial._trial_id))
         failures = failures + 1 if state == "fail" else 0
         if failures >= max_failures:  # failed trials do not use the budget: stop a worker that only fails
             err = study._storage.get_trial(trial._trial_id).user_attrs.get("error", "")
@@ -317,6 +320,7 @@ def _run_one(study: Any, trial: Any, space: SearchSpace, out_root: Path, poll_s:
     trial.set_user_attr("trial_dir", str(trial_dir))
     trial.set_user_attr("host", socket.gethostname())
     trial.set_user_attr("curve", [])
+    trial.set_user_attr("error", "")  # a retry starts with the attributes of the trial it repeats
     log(f"[{study.study_name}] trial {trial.number}: {command}")
     pr = space.pruner
     # Rule inputs change only when a trial completes: re-read the completed curves at each new evaluation.

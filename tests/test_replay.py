@@ -83,6 +83,10 @@ def test_frame_replay_checkpoint_round_trip_continues_the_same_samples(tmp_path)
     for key, val, needle in (("token", "xyz", "token"), ("env_id", "Pong", "env_id 'Breakout'"), ("preset", "data-efficient", "preset")):
         with pytest.raises(ValueError, match=needle):
             copy.load(path, {"token": "abc", "env_id": "Breakout", "preset": "paper", key: val})
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(path.read_bytes()[:-200])  # a replay file cut short (a disk that filled up under another writer)
+    with pytest.raises(ValueError, match="cut.npz is damaged"):
+        copy.load(cut, {"token": "abc"})
     small = FrameReplay(capacity=9, frame_shape=(2, 2), stack=2, seed=0, gamma=0.5)
     with pytest.raises(ValueError, match="capacity 10 differs"):
         small.load(path, {"token": "abc"})

@@ -140,7 +140,11 @@ def test_refusals_are_one_line(run: Path, tmp_path: Path, capsys):
                               "--report", str(tmp_path / "y.json")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "TD3 needs a continuous" in err
-    assert not (tmp_path / "x.json").exists() and not (tmp_path / "y.json").exists()
+    assert call(deploy_main, [str(run / "model.net"), "--backend", "emu", "--epsilon", "0.05",
+                              "--report", str(tmp_path / "z.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--epsilon 0.05: epsilon-greedy evaluates Q-networks" in err
+    assert not any((tmp_path / f).exists() for f in ("x.json", "y.json", "z.json"))
 
 
 def test_action_dimension_mismatch_is_named():

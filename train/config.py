@@ -170,8 +170,9 @@ ATARI_DEFAULTS = {"total_steps": 10_000_000, "hidden": [512], "q_scale": 1.0, "a
 #   evaluation as the paper's protocol (30 final episodes, eps 0.05).
 DATA_EFFICIENT = {**ATARI_DEFAULTS, "total_steps": 100_000, "timesteps": 8, "buffer_size": 110_000, "learning_starts": 1_600,
                   "train_freq": 1, "target_update": 2_000, "n_step": 10, "lr": 1e-4, "adam_eps": 1.5e-4, "eps_end": 0.01,
-                  "eps_fraction": 0.05, "eval_every": 10_000, "eval_episodes": 10, "checkpoint_every": 10_000}
+                  "eval_every": 10_000, "eval_episodes": 10, "checkpoint_every": 10_000}
 ATARI_PRESETS = {"paper": ATARI_DEFAULTS, "data-efficient": DATA_EFFICIENT}
+EPS_DECAY_STEPS = {"paper": 1_000_000, "data-efficient": 5_000}  # epsilon 1 -> eps_end over these many env steps
 
 
 def resolve(cfg: TrainConfig, explicit: set[str] | None = None) -> TrainConfig:
@@ -209,8 +210,8 @@ def resolve(cfg: TrainConfig, explicit: set[str] | None = None) -> TrainConfig:
     if atari:
         updates["preset"] = cfg.preset or "paper"
     total = updates.get("total_steps", cfg.total_steps)
-    if atari and updates["preset"] == "paper" and total and "eps_fraction" not in explicit:
-        updates["eps_fraction"] = min(1.0, 1_000_000 / total)  # the paper's epsilon decays over 1M steps
+    if atari and total and "eps_fraction" not in explicit:  # epsilon decays over a fixed number of steps, any budget
+        updates["eps_fraction"] = min(1.0, EPS_DECAY_STEPS[updates["preset"]] / total)
     cfg = dataclasses.replace(cfg, **updates)
     validate(cfg)
     return cfg

@@ -6,7 +6,7 @@ float32 vectors (normalised to [-1, 1]) for Box action spaces.
 ``FrameReplay`` stores every 84x84 frame once as uint8 (1M transitions ~ 7.1 GB) and rebuilds the
 4-frame stacks on sampling, padding at episode starts with the reset frame exactly as gymnasium's
 ``FrameStackObservation`` does; n-step returns are summed at sampling time. Its contents are checkpointed
-beside model.pt as ``replay-<step>.npz`` (:meth:`FrameReplay.save`, atomic; model.pt names the file and a
+beside model.pt as ``replay-<step>-<token>.npz`` (:meth:`FrameReplay.save`, atomic; model.pt names the file and a
 token that the file must carry, so a checkpoint never resumes with another run's or another step's replay).
 """
 
@@ -204,7 +204,15 @@ class FrameReplay:
 
     def load(self, path: Path, expect: dict) -> None:
         """Fill the memory from :meth:`save`'s file; ValueError names what does not match ``expect`` (the values
-        the checkpoint recorded: token, env_id, preset ...) or this memory's shape."""
+        the checkpoint recorded: token, env_id, preset ...) or this memory's shape, or a damaged file."""
+        import zipfile
+
+        try:
+            self._load(path, expect)
+        except (zipfile.BadZipFile, EOFError) as exc:
+            raise ValueError(f"{path.name} is damaged ({exc.__class__.__name__}: {exc})") from None
+
+    def _load(self, path: Path, expect: dict) -> None:
         with np.load(path, allow_pickle=False) as z:
             try:
                 header = json.loads(str(z["header"]))
@@ -222,12 +230,41 @@ class FrameReplay:
                     raise ValueError(f"{path.name}: {key} {header.get(key)} differs from this run's {val}")
             nxt = int(header["next_abs"])
             n = min(nxt, self.cap)
-            for k in _FRAME_ARRAYS:
-                arr = z[k]
-                want = getattr(self, k)
-                if arr.shape != (n, *want.shape[1:]) or arr.dtype != want.dtype:
-                    raise ValueError(f"{path.name}: array {k} has shape {arr.shape} {arr.dtype}, expected "
-                                     f"{(n, *want.shape[1:])} {want.dtype}")
-                want[:n] = arr
+        for k in _FRAME_ARRAYS:
+            want = getattr(self, k)
+            _read_member_into(path, k, want[:n])
         self.next_abs, self.episode_start = nxt, int(header["episode_start"])
         self.rng.bit_generator.state = header["rng"]
+
+
+def _read_member_into(path: Path, name: str, out: np.ndarray) -> None:
+    """Read the array ``name`` of the .npz ``path`` straight into ``out`` (checked to have its shape and dtype), in
+    chunks: a 7 GB frame store is restored without a second copy in memory."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        try:
+            fh = zf.open(f"{name}.npy")
+        except KeyError:
+            raise ValueError(f"{path.name}: no array {name}") from None
+        with fh:
+            fmt = np.lib.format
+            try:
+                version = fmt.read_magic(fh)
+                read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+                shape, fortran, dtype = read_header(fh)
+            except ValueError as exc:
+                raise ValueError(f"{path.name}: array {name} is not a .npy array ({exc})") from None
+            if tuple(shape) != out.shape or dtype != out.dtype or fortran:
+                raise ValueError(f"{path.name}: array {name} has shape {tuple(shape)} {dtype}, expected {out.shape} "
+                                 f"{out.dtype}")
+            flat = out.reshape(-1)
+            if not np.shares_memory(flat, out):
+                raise AssertionError("the replay arrays must be C-contiguous")
+            buf = memoryview(flat.view(np.uint8))
+            pos = 0
+            while pos < len(buf):
+                got = fh.readinto(buf[pos:pos + (64 << 20)])
+                if not got:
+                    raise ValueError(f"{path.name}: array {name} is truncated")
+                pos += got

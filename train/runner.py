@@ -301,6 +301,7 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> Path:
         # The Atari frame store goes to its own file first (replay-<step>-<token>.npz); model.pt names it; the older
         # one goes last, and a new one that model.pt never came to name is removed again.
         frames = not isinstance(rb, ReplayBuffer)
+        before = ckpt_path.stat().st_ino if ckpt_path.exists() else None
         try:
             replay = save_frame_replay(rb, run_dir, step, cfg) if frames else rb.state()
             try:
@@ -312,7 +313,8 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> Path:
                     "evals_json": json.dumps(evals), "final_eval_json": json.dumps(final_eval or {}),
                 })
             except BaseException:
-                if frames:
+                # only if model.pt was not replaced: a signal just after the rename must not take its replay away
+                if frames and (ckpt_path.stat().st_ino if ckpt_path.exists() else None) == before:
                     (run_dir / replay["file"]).unlink(missing_ok=True)
                 raise
             if frames:
