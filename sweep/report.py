@@ -165,10 +165,43 @@ def grid_summary(rows: list[dict], space: dict | None) -> dict[str, Any] | None:
         pn["cell_mean_std"] = statistics.pstdev(means) if len(means) > 1 else 0.0
         if target is None:
             pn.pop("reached")
+    paired_against_first(rows, names, list(panels.values()), target)
     size = math.prod(len(space["params"][n]["choices"]) for n in space["params"])
     runs = [tuple(r["params"].get(n) for n in space["params"]) for r in rows if r["state"] == "COMPLETE"]
     return {"target": target, "axes": names, "choices": order, "points": size, "points_done": len(set(runs)),
             "points_repeated": len(runs) - len(set(runs)), "cells": listed, "panels": list(panels.values())}
+
+
+def paired_against_first(rows: list[dict], names: list[str], panels: list[dict], target: float | None) -> None:
+    """Each panel after the first gets ``paired``: its runs matched with the first panel's on the same first two
+    params and seed (the same setting and seed, another value of the panel params -- e.g. heterogeneous against
+    uniform neurons), the mean return difference (this minus the first) with a 95 % bootstrap interval, and how
+    many matched runs are higher / lower / equal (and reach the target in each)."""
+    from dsqn.envs import mean_ci95
+
+    if len(names) < 3 or len(panels) < 2:
+        return
+    by_panel: dict[tuple, dict[tuple, float]] = {}
+    for r in rows:
+        if r["state"] != "COMPLETE" or not all(n in r["params"] for n in names):
+            continue
+        match = (*(r["params"][n] for n in names[:2]), r["params"].get(SEED_PARAM))
+        by_panel.setdefault(tuple(r["params"][n] for n in names[2:]), {}).setdefault(match, r["return"])
+    first = by_panel.get(tuple(panels[0]["params"].values()), {})
+    for pn in panels[1:]:
+        mine = by_panel.get(tuple(pn["params"].values()), {})
+        keys = sorted(set(first) & set(mine), key=str)
+        if not keys:
+            pn["paired"] = {"pairs": 0}
+            continue
+        diffs = [mine[k] - first[k] for k in keys]
+        lo, hi = mean_ci95(diffs)
+        pn["paired"] = {"against": panels[0]["params"], "pairs": len(keys), "mean_diff": sum(diffs) / len(diffs),
+                        "ci95": [lo, hi], "higher": sum(d > 0 for d in diffs), "lower": sum(d < 0 for d in diffs),
+                        "equal": sum(d == 0 for d in diffs)}
+        if target is not None:
+            pn["paired"]["reached"] = sum(mine[k] >= target for k in keys)
+            pn["paired"]["reached_first"] = sum(first[k] >= target for k in keys)
 
 
 def _choice_key(choice: Any) -> Any:
@@ -237,12 +270,16 @@ def _grid_html(grid: dict[str, Any]) -> list[str]:
         h.append("<img src='grid.svg' alt='grid heatmaps'>")
     head = "".join(f"<th>{html.escape(n)}</th>" for n in names[2:])
     h.append(f"<table><tr>{head}<th>runs</th>" + ("<th>reached target</th>" if target is not None else "")
-             + "<th>mean return</th><th>std of the cell means</th></tr>")
+             + "<th>mean return</th><th>std of the cell means</th><th>matched with the first row: pairs, mean "
+               "difference [95 % interval], higher / lower / equal</th></tr>")
     for pn in grid["panels"]:
         cells = "".join(f"<td>{_fmt(v)}</td>" for v in pn["params"].values())
         reached = f"<td>{pn['reached']}/{pn['runs']}</td>" if target is not None else ""
+        pr = pn.get("paired") or {}
+        paired = (f"{pr['pairs']}: {pr['mean_diff']:+.1f} [{pr['ci95'][0]:+.1f}, {pr['ci95'][1]:+.1f}], "
+                  f"{pr['higher']} / {pr['lower']} / {pr['equal']}") if pr.get("pairs") else ("" if not pr else "0")
         h.append(f"<tr>{cells}<td>{pn['runs']}</td>{reached}<td>{pn['mean_return']:.1f}</td>"
-                 f"<td>{pn['cell_mean_std']:.1f}</td></tr>")
+                 f"<td>{pn['cell_mean_std']:.1f}</td><td>{paired}</td></tr>")
     h.append("</table>")
     head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
     h.append(f"<table><tr>{head}<th>returns</th>" + ("<th>reached</th>" if target is not None else "") + "<th>trials</th></tr>")

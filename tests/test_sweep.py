@@ -243,6 +243,11 @@ def test_grid_summary_counts_runs_at_the_target_per_cell_and_panel(tmp_path: Pat
     assert uniform["mean_return"] == pytest.approx((100 + 50 + 99.9 + 100) / 4)
     assert uniform["cell_mean_std"] == pytest.approx(abs(75.0 - 99.95) / 2)
     assert (jitter["runs"], jitter["reached"], jitter["cell_mean_std"]) == (3, 2, pytest.approx(abs(125.0 - 10.0) / 2))
+    # matched with the uniform panel on (decay, threshold, seed): (0, 0.125, seed 1) 100 -> 120, seed 2 50 -> 130
+    pr = jitter["paired"]
+    assert (pr["pairs"], pr["mean_diff"], pr["higher"], pr["lower"], pr["equal"]) == (2, 50.0, 2, 0, 0)
+    assert (pr["reached"], pr["reached_first"], pr["against"]) == (2, 1, uniform["params"]) and "paired" not in uniform
+    assert pr["ci95"][0] >= 20.0 and pr["ci95"][1] <= 80.0
     assert grid_summary(rows, parse_space({**GRID, "sampler": "tpe"}).to_dict()) is None
     assert grid_summary(rows, {**space, "target": 125})["panels"][1]["reached"] == 1  # report --target 125
     from dsqn.sweep.report import _grid_html, grid_figure
@@ -252,7 +257,7 @@ def test_grid_summary_counts_runs_at_the_target_per_cell_and_panel(tmp_path: Pat
     svg = (tmp_path / "grid.svg").read_text()
     assert "2/4 reach 100" in svg and "2/3 reach 100" in svg and "1/2" in svg  # panel shares, the first cell's count
     page = "\n".join(_grid_html(g))
-    assert "7 of 24 grid points complete" in page and "repeat a point" not in page and "<td>2/4</td>" in page and "#0, #1" in page
+    assert "7 of 24 grid points complete" in page and "repeat a point" not in page and "2: +50.0 [" in page and "<td>2/4</td>" in page and "#0, #1" in page
 
 
 def test_grid_study_runs_every_point_once_and_reports_the_cells(tmp_path: Path):
