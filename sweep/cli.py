@@ -87,6 +87,9 @@ def report_main(argv: list[str]) -> int:
     p.add_argument("--storage", default="", help="RDB URL (default: sqlite:///sweeps/<study>/study.db)")
     p.add_argument("--out", default="", help="output folder (default: sweeps/<study>/report)")
     p.add_argument("--top", type=int, default=8, help="learning curves of this many best trials (default: 8)")
+    p.add_argument("--copy-trials", action="store_true",
+                   help="copy each completed trial's model.net, emulator report, config, metrics and command beside the "
+                        "report (trial_NNNN/), so that the report's results can be committed with their files")
     p.add_argument("--target", type=float, default=None,
                    help="count the runs reaching this return per grid cell (default: the space file's target)")
     args = p.parse_args(argv)
@@ -106,6 +109,12 @@ def report_main(argv: list[str]) -> int:
     except OSError as exc:
         raise UserError(f"{out}: cannot create the report folder ({exc.strerror or exc.__class__.__name__})") from None
     summary = write_report(study, out, args.top, target=args.target)
+    if args.copy_trials:
+        from .report import copy_trials
+
+        copied, kept, missing = copy_trials(summary["trials"], out)
+        print(f"trial files: {copied} copied, {kept} already beside the report, {len(missing)} missing"
+              + (f" ({', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''})" if missing else ""))
     c = summary["counts"]
     print(f"study {args.study!r}: {c['COMPLETE']} complete, {c['PRUNED']} pruned, {c['FAIL']} failed; "
           f"Pareto front: {', '.join('#' + str(r['number']) for r in summary['pareto']) or 'empty'}")

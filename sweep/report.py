@@ -292,6 +292,35 @@ def _grid_html(grid: dict[str, Any]) -> list[str]:
     return h
 
 
+TRIAL_FILES = ("model.net", "report.emu.json", "config.json", "metrics.csv")
+
+
+def copy_trials(rows: list[dict], out: Path) -> tuple[int, int, list[str]]:
+    """Each completed trial's small files (model.net, emulator report, config, metrics) and its command into
+    out/trial_NNNN/. A trial folder that is gone (another machine, a fresh clone) keeps what an earlier copy left
+    there. Returns (copied, already there, missing trial names)."""
+    import shutil
+
+    copied, kept, missing = 0, 0, []
+    for r in rows:
+        if r["state"] != "COMPLETE" or not r.get("trial_dir"):
+            continue
+        src = Path(r["trial_dir"])
+        dst = out / src.name
+        if all((src / f).is_file() for f in TRIAL_FILES):
+            dst.mkdir(parents=True, exist_ok=True)
+            for f in TRIAL_FILES:
+                if not (dst / f).exists() or (dst / f).read_bytes() != (src / f).read_bytes():
+                    shutil.copyfile(src / f, dst / f)
+            atomic_write_text(dst / "command.txt", (r.get("command") or "") + "\n")
+            copied += 1
+        elif all((dst / f).is_file() for f in TRIAL_FILES):
+            kept += 1
+        else:
+            missing.append(src.name)
+    return copied, kept, missing
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"

@@ -273,8 +273,16 @@ def test_grid_study_runs_every_point_once_and_reports_the_cells(tmp_path: Path):
     assert sorted(t.params["neurons"] for t in trials) == ["membrane_jitter=0.0", "membrane_jitter=0.2 param_groups=2"]
     jittered = next(t for t in trials if "param_groups" in t.params["neurons"])
     assert "--membrane-jitter 0.2 --param-groups 2" in jittered.user_attrs["command"]
-    r = sweep("report", "g", "--storage", f"sqlite:///{tmp_path / 'out' / 'study.db'}", "--out", "rep", cwd=tmp_path)
-    assert r.returncode == 0, r.stdout + r.stderr
+    url = f"sqlite:///{tmp_path / 'out' / 'study.db'}"
+    r = sweep("report", "g", "--storage", url, "--out", "rep", "--copy-trials", cwd=tmp_path)
+    assert r.returncode == 0 and "trial files: 2 copied, 0 already beside the report, 0 missing" in r.stdout, r.stdout
+    for t in trials:
+        d = tmp_path / "rep" / f"trial_{t.number:04d}"
+        assert (d / "command.txt").read_text() == t.user_attrs["command"] + "\n"
+        assert (d / "model.net").read_bytes() == (Path(t.user_attrs["trial_dir"]) / "model.net").read_bytes()
+    shutil.rmtree(tmp_path / "out" / "trial_0000")  # the trial folders are gone (another machine): the copies stay
+    r = sweep("report", "g", "--storage", url, "--out", "rep", "--copy-trials", cwd=tmp_path)
+    assert "trial files: 1 copied, 1 already beside the report, 0 missing" in r.stdout, r.stdout
     grid = json.loads((tmp_path / "rep" / "report.json").read_text())["grid"]
     assert [c["runs"] for c in grid["cells"]] == [1, 1] and grid["points"] == 2 and grid["target"] == 5
     assert [c["reached"] for c in grid["cells"]] == [int(t.values[0] >= 5) for t in sorted(
