@@ -337,9 +337,6 @@ def parse_space(data: Any, source: str = "search space") -> SearchSpace:
         ranged = [p.name for p in params if p.choices is None]
         if ranged:
             raise UserError(f"{source}: params.{ranged[0]}: a grid takes choices, not a range")
-        size = math.prod(len(p.choices or []) for p in params)
-        if n_trials is not None and n_trials > size:
-            raise UserError(f"{source}: n_trials: {n_trials} exceeds the grid's {size} points")
     pruner = dict(PRUNER_DEFAULTS, enabled=sampler != "grid")  # a grid measures every point to its end
     pr = data.get("pruner") or {}
     if not isinstance(pr, dict):
@@ -363,8 +360,11 @@ def parse_space(data: Any, source: str = "search space") -> SearchSpace:
         if not isinstance(v, str) or not v:
             raise UserError(f"{source}: deploy.{k}: {v!r} is not a name")
         deploy[k] = v
-    return SearchSpace(fixed=fixed, params=params, study=study, n_trials=n_trials, pruner=pruner, deploy=deploy,
-                       sampler=sampler, target=target)
+    space = SearchSpace(fixed=fixed, params=params, study=study, n_trials=n_trials, pruner=pruner, deploy=deploy,
+                        sampler=sampler, target=target)
+    if sampler == "grid" and n_trials is not None and n_trials > space.grid_size():
+        raise UserError(f"{source}: n_trials: {n_trials} exceeds the grid's {space.grid_size()} points")
+    return space
 
 
 def _bundle(key: Any, spec: dict, raw: list, what: str, fixed: dict[str, Any], types: dict[str, str], field_name,
