@@ -138,7 +138,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--timesteps", type=int, default=0, help="T of the spiking network (0 = the config default)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--preset", default="", help="Atari preset (paper, data-efficient): its T, batch and update period")
+    p.add_argument("--preset", default="", help="Atari preset (paper, data-efficient, cpu): its T, batch and update period")
     p.add_argument("--batch", type=int, default=0, help="batch size (0 = the config default)")
     p.add_argument("--no-lavadl", action="store_true", help="skip the lava-dl reference row")
     p.add_argument("--no-bound", action="store_true", help="skip the dense-FLOP bound row")

@@ -1,6 +1,7 @@
 """Atari through the same chain: a tiny Breakout DSQN (Nature-DQN layout) is trained, exported, and
 played from the exported file on the emulator and the Lava simulator, which agree exactly."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -37,6 +38,8 @@ def test_data_efficient_preset_and_reference_scores():
     assert (cfg.n_step, cfg.eps_end, cfg.eps_fraction * cfg.total_steps, cfg.final_eval_episodes, cfg.eval_epsilon) == \
         (10, 0.01, pytest.approx(5_000), 30, 0.05)
     assert resolve(TrainConfig(env_id="Krull", preset="data-efficient", timesteps=16), {"preset", "timesteps"}).timesteps == 16
+    cpu = resolve(TrainConfig(env_id="Krull", preset="cpu"), {"preset"})
+    assert dataclasses.replace(cpu, preset="data-efficient", train_freq=1) == cfg  # only the replay ratio differs
     assert resolve(TrainConfig(env_id="Krull"), set()).preset == "paper"
     with pytest.raises(UserError, match="--preset fast: unknown"):
         resolve(TrainConfig(env_id="Krull", preset="fast"), {"preset"})
