@@ -13,6 +13,12 @@ alike and the printed ratios hold even when the absolute times wander.
     python benchmarks/train_speed.py --env-id Breakout --preset data-efficient [--timesteps 64] --no-lavadl
 
 env steps/s = 1 / (act + env step + (replay sample + update) / train_freq): the loop of dsqn-train, each part timed.
+
+A continuous-action environment (TD3, issue 10) times dsqn-train's own TD3 with the spiking actor beside the same
+loop with the ANN actor (``--actor ann``): the exploring action at batch 1, one TD3 update (the mean of a pair:
+TD3 updates the actor every second step), the env step and the replay sample:
+
+    python benchmarks/train_speed.py --env-id HalfCheetah-v5 --repeats 50
 """
 
 from __future__ import annotations
@@ -131,6 +137,51 @@ def env_ms(env_id: str, repeats: int) -> float:
     return interleaved_medians([env_step], repeats)[0]
 
 
+def td3_rows(cfg, repeats: int) -> None:  # type: ignore[no-untyped-def]
+    """TD3 with the spiking actor beside TD3 with the ANN actor: the loop's parts, timed round-robin."""
+    import dataclasses
+
+    from dsqn.envs import make_env
+    from dsqn.train.td3 import TD3
+
+    algos = [(name, TD3(dataclasses.replace(cfg, actor=actor), torch.device("cpu")))
+             for name, actor in ((f"TD3, spiking actor (T={cfg.timesteps})", "snn"), ("TD3, ANN actor (same shape)", "ann"))]
+    spec = algos[0][1].spec
+    rb = ReplayBuffer(10_000, tuple(spec.input_shape), seed=0, action_shape=algos[0][1].action_shape)
+    rng = np.random.default_rng(0)
+    hi = int(algos[0][1].encoder.unit)
+    for _ in range(10_000):
+        rb.add(rng.integers(0, hi, spec.input_shape), rng.uniform(-1, 1, algos[0][1].action_shape).astype(np.float32),
+               float(rng.normal()), rng.integers(0, hi, spec.input_shape), False, cfg.gamma)
+    env = make_env(cfg.env_id, train=True)
+    env.reset(seed=0)
+    payload = rng.integers(0, hi, spec.input_shape).astype(np.float32)
+    batch = rb.sample(cfg.batch_size)
+
+    def act(algo):  # type: ignore[no-untyped-def]
+        return lambda: algo.explore(env, payload, cfg.learning_starts)
+
+    def update(algo):  # type: ignore[no-untyped-def]
+        return lambda: (algo.update(batch, 0, False), algo.update(batch, 0, False))
+
+    t_act = interleaved_medians([act(a) for _, a in algos], repeats * 4)
+    t_upd = [t / 2 for t in interleaved_medians([update(a) for _, a in algos], repeats)]
+    t_rb = interleaved_medians([lambda: rb.sample(cfg.batch_size)], repeats)[0]
+    t_env = env_ms(cfg.env_id, repeats * 4)
+    sizes = [*spec.input_shape, *[layer["out"] for layer in spec.layers], spec.n_actions]
+    print(f"{cfg.env_id}: TD3, actor {sizes} (two-neuron encoding), critics {list(cfg.critic_hidden)}, batch "
+          f"{cfg.batch_size}, one update per env step, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"medians ({repeats} update pairs)")
+    print(f"{'loop':<40} {'act ms':>8} {'update ms':>10} {'env ms':>8} {'replay ms':>9} {'env steps/s':>12}")
+    rates = []
+    for (name, _), ta, tu in zip(algos, t_act, t_upd):
+        rates.append(1e3 / (ta + t_env + tu + t_rb))
+        print(f"{name:<40} {ta:>8.3f} {tu:>10.3f} {t_env:>8.4f} {t_rb:>9.3f} {rates[-1]:>12.1f}")
+    steps = cfg.total_steps - cfg.learning_starts
+    print(f"spiking/ANN: update x{t_upd[0] / t_upd[1]:.2f}, env steps/s x{rates[0] / rates[1]:.2f}; the {steps} learning "
+          f"steps of a {cfg.total_steps}-step run: ~{steps / rates[0] / 60:.0f} vs ~{steps / rates[1] / 60:.0f} min")
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--env-id", default="CartPole-v1")
@@ -156,6 +207,12 @@ def main() -> None:
         explicit.add("batch_size")
     if args.preset:
         explicit.add("preset")
+    from dsqn.envs import is_continuous
+
+    if is_continuous(args.env_id):
+        td3_rows(resolve(TrainConfig(env_id=args.env_id, timesteps=args.timesteps or 5, batch_size=args.batch or 256),
+                         explicit), args.repeats)
+        return
     cfg = resolve(TrainConfig(env_id=args.env_id, timesteps=args.timesteps or 8, batch_size=args.batch or 64,
                               preset=args.preset), explicit)
     snn, spec, enc = build(cfg)
