@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 with contextlib.redirect_stdout(io.StringIO()):
     from dsqn import neuron as kernel
-    from dsqn.cuba import _NIBBLE, _needs_f64
+    from dsqn.cuba import exact_operands
     from dsqn.deploy.closed_loop import make_policy, run_episodes
     from dsqn.deploy.lava_backend import LavaNetwork
     from dsqn.encoding import Encoder
@@ -87,11 +87,8 @@ def gemm_set(emu: Emulator, payload: np.ndarray, windows: list[np.ndarray]) -> t
         fan_in = int(np.prod(w.shape[1:]))
         if i == 0:
             x = torch.from_numpy(np.asarray(payload, dtype=np.float32).reshape(1, *layer.in_shape))
-            if _needs_f64(x, fan_in, False):  # beyond float32's exact range: two products of the 4-bit halves
-                hi = torch.floor(x / _NIBBLE)
-                xs = [hi, x - _NIBBLE * hi]
-            else:
-                xs = [x]
+            parts = exact_operands(x, fan_in, False)  # past float32's exact range: two products of the 4-bit halves
+            xs = [part for part, _ in parts] if parts is not None else [x.double()]
         else:
             spikes = np.ascontiguousarray(windows[i - 1].T, dtype=np.float32)  # (T, N_{i-1}), time-major
             xs = [torch.from_numpy(spikes).reshape(spikes.shape[0], *((-1,) if layer.kind == "dense" else layer.in_shape))]

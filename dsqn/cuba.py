@@ -227,18 +227,29 @@ _NIBBLE = 16
 def exact_product(op, x: torch.Tensor, w: torch.Tensor, fan_in: int, binary: bool) -> torch.Tensor:  # type: ignore[no-untyped-def]
     """op(x, w) (a linear map: matmul or convolution) exactly, in weight units.
 
-    float32 is exact while every partial sum stays below 2**24. Graded 8-bit payloads can pass that (a pixel
-    conv: 256 x 255 x 256), so they are split into 4-bit halves x = 16 hi + lo, each product exact in float32,
+    float32 is exact while every partial sum stays below 2**24. Graded 8-bit payloads pass that once the fan-in
+    exceeds 256 (the Nature conv1's 4 x 8 x 8 = 256 just stays below: 256 x 255 x 256), so they are split into 4-bit halves x = 16 hi + lo, each product exact in float32,
     and combined in float64 -- two float32 products cost less than one in float64. Wider inputs use float64."""
+    parts = exact_operands(x, fan_in, binary)
+    if parts is None:
+        return op(x.double(), w.double())
+    if len(parts) == 1:
+        return op(parts[0][0].to(w.dtype), w)
+    (hi, f_hi), (lo, f_lo) = parts
+    return op(hi.to(w.dtype), w).double() * f_hi + op(lo.to(w.dtype), w).double() * f_lo
+
+
+def exact_operands(x: torch.Tensor, fan_in: int, binary: bool) -> list[tuple[torch.Tensor, float]] | None:
+    """The float32 operands of :func:`exact_product`: ``[(x, 1)]`` where one float32 product is exact, ``[(hi, 16),
+    (lo, 1)]`` for integer payloads up to 255 past float32's exact range, None where only float64 is exact."""
     if binary or not _needs_f64(x, fan_in, binary):
-        return op(x.to(w.dtype), w)
+        return [(x, 1.0)]
     xd = x.detach()
     amax = float(xd.abs().max().item())
     if amax <= 255 and fan_in * (-WEIGHT_INT_MIN) * (_NIBBLE - 1) < _F32_EXACT and torch.equal(xd, torch.round(xd)):
         hi = torch.floor(xd / _NIBBLE)
-        lo = xd - _NIBBLE * hi
-        return op(hi.to(w.dtype), w).double() * _NIBBLE + op(lo.to(w.dtype), w).double()
-    return op(x.double(), w.double())
+        return [(hi, float(_NIBBLE)), (xd - _NIBBLE * hi, 1.0)]
+    return None
 
 
 def _time_major(x: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import export, make_net
 
 from dsqn import neuron as kernel
@@ -360,3 +361,24 @@ def test_triton_kernels_in_the_interpreter_equal_the_torch_reference():
     script = Path(__file__).with_name("triton_interpret_check.py")
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=900)
     assert r.returncode == 0 and r.stdout.strip().endswith("ALL OK"), r.stdout[-3000:] + r.stderr[-3000:]
+
+
+@pytest.mark.parametrize("regime", ["binary", "pixels", "wide"])
+def test_exact_product_equals_the_float64_product_past_float32s_exact_range(regime):
+    """cuba.exact_product: spikes in one float32 product; 8-bit pixels whose sums pass 2**24 as two float32
+    products of their 4-bit halves; wider payloads in float64 -- each equal to the exact (float64) result."""
+    from dsqn.cuba import exact_operands, exact_product
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.randint(-256, 255, (8, 8, 8, 8), generator=g).float()  # fan-in 512, weight integers at their extremes
+    w[:, :, :4] = -256
+    hi = {"binary": 2, "pixels": 256, "wide": 4096}[regime]
+    x = torch.randint(0, hi, (3, 8, 84, 84), generator=g).float()
+    x[:, :, :8, :8] = hi - 1  # one window at the maximum: |sum| reaches 512 * 255 * 256 > 2**24
+    conv = lambda x_, w_: F.conv2d(x_, w_, stride=4)  # noqa: E731
+    got = exact_product(conv, x, w, 512, regime == "binary")
+    assert got.dtype == (torch.float32 if regime == "binary" else torch.float64)
+    assert torch.equal(got.double(), conv(x.double(), w.double()))
+    assert len(exact_operands(x, 512, regime == "binary") or []) == {"binary": 1, "pixels": 2, "wide": 0}[regime]
+    if regime == "pixels":  # the split is needed: one float32 product is not exact here
+        assert not torch.equal(conv(x, w).double(), conv(x.double(), w.double()))
