@@ -12,7 +12,11 @@
 # Each `device` call may run 10 minutes and the machine goes back 30 s after a call, so `start` and the `wait`s must
 # follow each other; what comes back (small files only) lies under $OUT/<net>/. Runs are written to /tmp/dsqn-atari.
 # PY (default python3) and DEVICE (default cuda) may be overridden: NO_WHEELS=1 PY=.venv-core/bin/python DEVICE=cpu
-# EXTRA="--total-steps 60 ..." is a dry run on this machine.
+# EXTRA="--total-steps 60 ..." is a dry run on this machine. `start` continues a run whose checkpoint is in $RUNS
+# (its replay with it) unless FRESH=1, and leaves a finished one alone: on this 2-core CPU the 'cpu' preset runs
+# over several sessions as
+#   OMP_NUM_THREADS=1 RUNS=runs/atari NO_WHEELS=1 PY=.venv-core/bin/python DEVICE=cpu bash scripts/device_atari.sh start Krull cpu 1
+# (the same command again after an interruption), then `... finish` with the same RUNS/PY/DEVICE and OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-python3}
@@ -58,18 +62,30 @@ start)
         export PYTHONPATH=/tmp/site
     fi
     mkdir -p "$RUNS"
+    started=""
     for net in $NETS; do
-        rm -rf "${RUNS:?}/$net"
-        mkdir -p "$RUNS/$net"
+        ckpt="$RUNS/$net/run/model.pt"
+        if [ -z "${FRESH:-}" ] && [ -f "$ckpt" ]; then  # a run cut off earlier continues with its replay
+            state=$("$PY" -c "import json, sys, torch; c = torch.load(sys.argv[1], weights_only=True, map_location='cpu'); \
+print('finished' if json.loads(c['final_eval_json']) else 'step %d' % c['step'])" "$ckpt")
+            if [ "$state" = finished ]; then echo "$net: finished earlier ($ckpt)"; continue; fi
+            echo "$net: resuming $ckpt at $state"
+            args=(--resume "$ckpt" --device "$DEVICE" --no-progress)
+        else
+            rm -rf "${RUNS:?}/$net"
+            mkdir -p "$RUNS/$net"
+            # shellcheck disable=SC2206
+            args=(--env-id "$GAME" --preset "$PRESET" --seed "$SEED" --qnet "$net" --device "$DEVICE" --out "$RUNS/$net/run"
+                  --no-progress $EXTRA)
+        fi
         # own process session: it outlives this call while the machine is held
-        # shellcheck disable=SC2086
         PYTHONPATH=${PYTHONPATH:-} PYTHONUNBUFFERED=1 setsid nohup "$PY" -c \
-            'import sys; from dsqn.train.cli import main; sys.exit(main())' --env-id "$GAME" --preset "$PRESET" \
-            --seed "$SEED" --qnet "$net" --device "$DEVICE" --out "$RUNS/$net/run" --no-progress $EXTRA \
-            > "$RUNS/$net/train.log" 2>&1 < /dev/null &
+            'import sys; from dsqn.train.cli import main; sys.exit(main())' "${args[@]}" \
+            >> "$RUNS/$net/train.log" 2>&1 < /dev/null &
         echo "$!" > "$RUNS/$net/pid"
+        started="$started $net"
     done
-    echo "started $NETS on $GAME ($PRESET, seed $SEED, device $DEVICE) in $RUNS"
+    if [ -n "$started" ]; then echo "started$started on $GAME ($PRESET, seed $SEED, device $DEVICE) in $RUNS"; fi
     ;;
 wait)
     trap collect EXIT
