@@ -20,7 +20,7 @@ class TrainConfig:
     preset: str = ""
     """Atari: a named set of defaults (ATARI_PRESETS): 'paper' (Liu et al. 2022, T = 64, 10M steps; the default) or
     'data-efficient' (T = 8, 100k agent steps, one update per step) or 'cpu' (the same at one update per 4 steps: a
-    few CPU hours); see ATARI_PRESETS for each value and why; explicit options win."""
+    few CPU hours) or 'cpu-session' ('cpu' stopped at 40k steps: one session of a 2-core CPU); see ATARI_PRESETS for each value and why; explicit options win."""
     seed: int = 1
     """seed for python, numpy, torch, env.reset and action_space."""
     out: str = ""
@@ -177,8 +177,13 @@ DATA_EFFICIENT = {**ATARI_DEFAULTS, "total_steps": 100_000, "timesteps": 8, "buf
 #   one core of this 2-core CPU) fit a few hours, where the data-efficient preset's 100k updates take ~28 h of a
 #   core. The target copy stays every 2000 agent steps (500 updates). Weaker learning per step is the price.
 CPU_BUDGET = {**DATA_EFFICIENT, "train_freq": 4}
-ATARI_PRESETS = {"paper": ATARI_DEFAULTS, "data-efficient": DATA_EFFICIENT, "cpu": CPU_BUDGET}
-EPS_DECAY_STEPS = {"paper": 1_000_000, "data-efficient": 5_000, "cpu": 5_000}  # epsilon 1 -> eps_end over these many env steps
+# 'cpu-session': the 'cpu' schedule stopped at 40k agent steps (160k frames, 10k updates): the spiking network's run
+#   then takes ~1.5-2 h of one core and fits one 3-hour session of this machine, where nothing but the git
+#   repository survives from one session to the next (a checkpoint with its replay cannot be carried over).
+#   Everything else -- T = 8, epsilon over 5k steps, learning starts, n-step, target period -- as 'cpu'.
+CPU_SESSION = {**CPU_BUDGET, "total_steps": 40_000}
+ATARI_PRESETS = {"paper": ATARI_DEFAULTS, "data-efficient": DATA_EFFICIENT, "cpu": CPU_BUDGET, "cpu-session": CPU_SESSION}
+EPS_DECAY_STEPS = {"paper": 1_000_000, "data-efficient": 5_000, "cpu": 5_000, "cpu-session": 5_000}  # epsilon 1 -> eps_end over these many env steps
 
 
 def resolve(cfg: TrainConfig, explicit: set[str] | None = None) -> TrainConfig:
