@@ -321,6 +321,67 @@ def training_curves(source: str | Path, out_dir: str | Path | None = None, name:
     return save_figure(fig, Path(out_dir) if out_dir is not None else path.parent, name, inputs=[path])
 
 
+RUN_COLORS = (COLORS["snn"], COLORS["ann_fp32"], PALETTE[2], PALETTE[4], PALETTE[5], PALETTE[7])
+
+
+def comparison_curves_figure(runs: Sequence[tuple[str, Metrics]], references: Sequence[tuple[str, float]] = (),
+                             title: str = "") -> Figure:
+    """Several runs on one axis (the spiking network beside its ANN, say): each run's greedy evaluations (mean ±
+    std over the evaluation episodes), the moving mean of its training episodes (dashed, same colour) and its final
+    evaluation (star, ± std), against environment steps; ``references`` are horizontal lines (a random or human
+    score). The first run is drawn in the SNN's colour, the second in the ANN's."""
+    if not runs:
+        raise UserError("no runs to compare")
+    if len(runs) > len(RUN_COLORS):
+        raise UserError(f"{len(runs)} runs: at most {len(RUN_COLORS)} fit one comparison figure")
+    with style():
+        fig = new_figure(3.8)
+        ax = fig.subplots(1, 1)
+        for (label, metrics), color in zip(runs, RUN_COLORS):
+            steps, returns = metrics.series("episodic_return")
+            if steps:
+                window = max(1, min(20, len(returns) // 10))
+                ax.plot(steps, _moving_mean(returns, window), color=color, linewidth=0.8, linestyle="--", alpha=0.7,
+                        label=f"{label}: training episodes, moving mean ({window})", gid=f"{label}/episodic_mean")
+            steps, evals = metrics.series("eval_return")
+            if steps:
+                std = metrics.std("eval_return")
+                if all(s is not None for s in std):
+                    ax.fill_between(steps, [v - s for v, s in zip(evals, std)], [v + s for v, s in zip(evals, std)],
+                                    color=color, alpha=0.12, linewidth=0)
+                ax.plot(steps, evals, color=color, marker="o", markersize=3, label=f"{label}: greedy evaluation ± std",
+                        gid=f"{label}/eval_return")
+            steps, final = metrics.series("final_eval_return")
+            if steps:
+                std = metrics.std("final_eval_return")
+                ax.errorbar(steps, final, yerr=[s or 0.0 for s in std], color=color, marker="*", markersize=9,
+                            linestyle="none", capsize=3, label=f"{label}: final evaluation", gid=f"{label}/final_eval_return")
+        for i, (label, value) in enumerate(references):
+            ax.axhline(finite(value, f"reference {label!r}"), color=COLORS["episodic_mean"], linewidth=0.8,
+                       linestyle=(0, (1, 2 + 2 * i)), label=label, gid=f"reference/{label}")
+        ax.set_ylabel("return per episode")
+        ax.set_xlabel("environment steps")
+        ax.set_xlim(left=0)
+        fig.legend(loc="outside lower center", ncols=2)
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+def comparison_curves(sources: Sequence[str | Path], labels: Sequence[str], out_dir: str | Path,
+                      references: Sequence[tuple[str, float]] = (), name: str = "comparison_curves",
+                      title: str = "") -> dict[str, Path]:
+    """Draw the runs ``sources`` (run folders or metrics.csv files) labelled ``labels`` on one axis into
+    ``out_dir`` as ``name``.svg/.pdf/.png (:func:`comparison_curves_figure`). Bad input is a UserError."""
+    if len(labels) != len(sources):
+        raise UserError(f"{len(sources)} runs but {len(labels)} labels (give one --labels entry per run)")
+    if len(set(labels)) != len(labels):
+        raise UserError("--labels: each run needs its own label")
+    paths = [metrics_path(s) for s in sources]
+    fig = comparison_curves_figure([(lab, read_metrics(p)) for lab, p in zip(labels, paths)], references, title)
+    return save_figure(fig, Path(out_dir), name, inputs=paths)
+
+
 def finite(x: object, what: str) -> float:
     """A number from a JSON file, or a UserError naming it."""
     if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):

@@ -399,19 +399,47 @@ def _curves(source: str, out: str) -> int:
     return 0
 
 
+def _comparison(args) -> int:  # type: ignore[no-untyped-def]
+    if not args.out:
+        raise UserError("several runs: give the output folder with -o")
+    refs = []
+    for item in args.reference:
+        name, sep, value = item.partition("=")
+        try:
+            refs.append((name.strip(), float(value)))
+        except ValueError:
+            raise UserError(f"--reference {item!r}: expected NAME=VALUE with a number") from None
+        if not sep or not name.strip():
+            raise UserError(f"--reference {item!r}: expected NAME=VALUE with a number")
+    labels = args.labels or [Path(s).name for s in args.source]
+    paths = F.comparison_curves(args.source, labels, check_output_dir(args.out), refs, args.name, args.title)
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
 @cli_entry("dsqn-report")
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(
         prog="dsqn-report", allow_abbrev=False,
         description="Render a dsqn-deploy report JSON as a self-contained HTML page (figures inlined, and saved beside it as "
                     "SVG, PDF and PNG); or, given a run folder or its metrics.csv, draw the run's training curves.")
-    parser.add_argument("source", help="report JSON written by dsqn-deploy, or a training run folder / its metrics.csv")
+    parser.add_argument("source", nargs="+",
+                        help="report JSON written by dsqn-deploy, or a training run folder / its metrics.csv; several run "
+                             "folders (with --labels) are drawn on one axis")
     parser.add_argument("-o", "--out", default="",
                         help="report: the HTML path (default: the report path with .html); curves: the output folder "
                              "(default: the run folder)")
     parser.add_argument("--figures", default="", help="report: folder for the figure files (default: <page stem>_figures beside the page)")
     parser.add_argument("--curves", action="store_true", help="draw training curves from SOURCE (implied by a folder or a .csv file)")
+    parser.add_argument("--labels", nargs="+", default=[], help="several runs: one label per run, in order (e.g. SNN ANN)")
+    parser.add_argument("--reference", action="append", default=[], metavar="NAME=VALUE",
+                        help="several runs: a horizontal line at VALUE named NAME (e.g. 'random=1598'); repeatable")
+    parser.add_argument("--name", default="comparison_curves", help="several runs: the figure's file name stem")
+    parser.add_argument("--title", default="", help="several runs: the figure's title")
     args = parser.parse_args(argv)
+    if len(args.source) > 1 or args.labels:
+        return _comparison(args)
+    args.source = args.source[0]
     if args.curves or Path(args.source).is_dir() or args.source.endswith(".csv"):
         return _curves(args.source, args.out)
     src = check_input_file(args.source)

@@ -225,6 +225,50 @@ def test_report_command_draws_curves_of_a_run_folder(tmp_path: Path):
     assert code == 0 and (tmp_path / "training_curves.pdf").exists(), err
 
 
+OTHER = """step,kind,value,extra
+20,episodic_return,3.0,
+60,episodic_return,5.0,
+50,eval_return,2.0,std=1.0
+100,eval_return,4.5,std=0.5
+100,final_eval_return,6.0,std=2.0
+"""
+
+
+def test_comparison_curves_put_each_runs_points_on_one_axis(tmp_path: Path):
+    a, b = write_metrics(tmp_path / "snn"), write_metrics(tmp_path / "ann", OTHER)
+    code, out, err = call([str(a), str(b / "metrics.csv"), "--labels", "SNN", "ANN", "--reference", "random=1.5",
+                           "--reference", "human=30", "-o", str(tmp_path / "fig"), "--name", "krull"])
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["krull.pdf", "krull.png", "krull.svg"]
+    fig = F.comparison_curves_figure([("SNN", F.read_metrics(a / "metrics.csv")), ("ANN", F.read_metrics(b / "metrics.csv"))],
+                                     [("random", 1.5), ("human", 30.0)])
+    (ax,) = fig.axes
+    lines = {line.get_gid(): line for line in ax.get_lines()}
+    assert lines["SNN/eval_return"].get_xydata().tolist() == [[50, 9.5], [100, 42.25], [150, 17.0]]
+    assert lines["ANN/eval_return"].get_xydata().tolist() == [[50, 2.0], [100, 4.5]]
+    assert lines["ANN/episodic_mean"].get_xydata().tolist() == [[20, 3.0], [60, 5.0]]  # window 1 for two episodes
+    assert lines["SNN/eval_return"].get_color() == F.COLORS["snn"] and lines["ANN/eval_return"].get_color() == F.COLORS["ann_fp32"]
+    assert lines["reference/random"].get_ydata()[0] == 1.5 and lines["reference/human"].get_ydata()[0] == 30.0
+    finals = {c.get_label(): c.lines[0].get_xydata().tolist() for c in ax.containers}
+    assert finals == {"SNN: final evaluation": [[150, 40.0]], "ANN: final evaluation": [[100, 6.0]]}
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--labels", "SNN"], "2 runs but 1 labels"),
+    (["--labels", "A", "A"], "its own label"),
+    (["--labels", "A", "B", "--reference", "random"], "NAME=VALUE"),
+    (["--labels", "A", "B", "--reference", "random=abc"], "NAME=VALUE"),
+    (["--labels", "A", "B", "--reference", "random=nan"], "not a finite number"),
+])
+def test_comparison_curves_bad_input_is_one_line(tmp_path: Path, argv: list[str], needle: str):
+    a, b = write_metrics(tmp_path / "snn"), write_metrics(tmp_path / "ann", OTHER)
+    code, out, err = call([str(a), str(b), "-o", str(tmp_path / "fig"), *argv])
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "fig").exists()
+    code, out, err = call([str(a), str(b), "--labels", "A", "B"])
+    assert code == 2 and "-o" in err
+
+
 @pytest.mark.parametrize("text, needle", [
     ("", "not a metrics.csv"),
     ("a,b,c\n1,2,3\n", "not a metrics.csv"),
