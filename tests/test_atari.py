@@ -52,6 +52,51 @@ def test_data_efficient_preset_and_reference_scores():
     assert human_normalized("Krull", 2665.5) == pytest.approx(1.0) and human_normalized("VideoPinball", 16256.9) == 0.0
 
 
+def test_calibrated_init_wakes_the_nature_networks_deeper_layers():
+    """The plain init of the 8-bit Nature network leaves its last hidden layer silent (Q equal for every frame);
+    the Atari presets' --init-rate 0.1 scales each layer's initial weights to fire at ~0.1 on a seeded random rollout."""
+    import numpy as np
+    import torch
+
+    from dsqn.envs import make_env
+    from dsqn.qnet import SpikingQNet
+    from dsqn.train.dqn import build, calibrate
+
+    cfg = resolve(TrainConfig(env_id="Krull", preset="cpu-session"), {"preset"})
+    assert cfg.init_rate == 0.1 and resolve(TrainConfig(env_id="CartPole-v1"), set()).init_rate == 0.0
+    torch.manual_seed(3)
+    plain = SpikingQNet(build(dataclasses.replace(cfg, init_rate=0.0))[1])
+    state = {k: v.clone() for k, v in plain.state_dict().items()}
+    env = make_env("Krull")
+    frames, rng = [], np.random.default_rng(0)
+    obs, _ = env.reset(seed=5)
+    for t in range(96):
+        obs, *_ = env.step(int(rng.integers(env.action_space.n)))
+        if t % 6 == 0:
+            frames.append(np.asarray(obs))
+    x = torch.from_numpy(np.stack(frames).astype(np.float32))  # other frames than the calibration's own
+    with torch.no_grad():
+        q, spikes, _ = plain(x, return_spikes=True)
+    assert spikes[-1].sum().item() == 0 and torch.equal(q, q[:1].expand_as(q))  # silent: Q ignores the frame
+    gains = calibrate(plain, cfg, env, build(cfg)[2])
+    env.close()
+    assert len(gains) == 4 and all(g > 1.0 for g in gains)
+    with torch.no_grad():
+        q, spikes, _ = plain(x, return_spikes=True)
+    rates = [s.float().mean().item() for s in spikes]
+    assert all(0.05 < r < 0.2 for r in rates), rates
+    assert q.std(dim=0).min().item() > 0  # Q now depends on the frame for every action
+    for (name, before), after in zip(state.items(), plain.state_dict().values()):
+        if "synapse.weight" in name and "readout" not in name:
+            assert not torch.equal(before, after)  # scaled ...
+            ratio = after[before != 0] / before[before != 0]
+            assert torch.allclose(ratio, ratio[0].expand_as(ratio))  # ... by one gain per layer
+        else:
+            assert torch.equal(before, after), name
+    with pytest.raises(Exception, match="--init-rate 1.0"):
+        resolve(TrainConfig(env_id="Krull", init_rate=1.0), {"init_rate"})
+
+
 def test_unknown_game_lists_the_papers_games(tmp_path: Path):
     r = _train("--env-id", "ALE/Breakot-v5", "--out", str(tmp_path / "x"))
     line = error_line(r)

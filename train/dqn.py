@@ -117,6 +117,29 @@ def network_spec(cfg: TrainConfig, encoder: Encoder, layers: list[dict], n_outpu
     ).with_drawn_neurons(cfg.seed)
 
 
+CALIBRATION_STEPS, CALIBRATION_EVERY = 256, 8  # a random rollout of 256 steps, every 8th observation: 32 of them
+
+
+def calibrate(model: SpikingQNet, cfg: TrainConfig, env, encoder: Encoder) -> list[float]:  # type: ignore[no-untyped-def]
+    """--init-rate: the data-driven initialisation of ``model`` (SpikingQNet.calibrate_) on the observations of a
+    random rollout seeded by --seed (so a run's initial weights depend on its seed only). Returns the gains."""
+    if cfg.init_rate <= 0:
+        return []
+    rng = np.random.default_rng([cfg.seed, 7])
+    obs, _ = env.reset(seed=cfg.seed)
+    batch = []
+    for t in range(CALIBRATION_STEPS):
+        if t % CALIBRATION_EVERY == 0:
+            batch.append(encoder.encode(np.asarray(obs)))
+        obs, _, term, trunc, _ = env.step(int(rng.integers(env.action_space.n)))
+        if term or trunc:
+            obs, _ = env.reset()
+    gains = model.calibrate_(torch.from_numpy(np.stack(batch).astype(np.float32)), cfg.init_rate)
+    print(f"initial weights calibrated to a spike rate of {cfg.init_rate} per layer: gains "
+          + ", ".join(f"{g:.2f}" for g in gains), flush=True)
+    return gains
+
+
 def build(cfg: TrainConfig) -> tuple[SpikingQNet, NetSpec, Encoder]:
     env = make_env(cfg.env_id)
     try:
@@ -132,6 +155,7 @@ def build(cfg: TrainConfig) -> tuple[SpikingQNet, NetSpec, Encoder]:
         convs = NATURE_CONVS if cfg.arch == "nature" else []
         spec = network_spec(cfg, encoder, convs + [{"type": "dense", "out": h} for h in cfg.hidden], int(env.action_space.n))
         model = SpikingQNet(spec)
+        calibrate(model, cfg, env, encoder)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     finally:
