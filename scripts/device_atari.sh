@@ -65,6 +65,10 @@ start)
     started=""
     for net in $NETS; do
         ckpt="$RUNS/$net/run/model.pt"
+        pid=$(cat "$RUNS/$net/pid" 2> /dev/null || true)
+        if [ -n "$pid" ] && grep -q "dsqn.train.cli" "/proc/$pid/cmdline" 2> /dev/null; then
+            echo "$net: still running (pid $pid), left alone"; continue  # a second writer would corrupt the run
+        fi
         if [ -z "${FRESH:-}" ] && [ -f "$ckpt" ]; then  # a run cut off earlier continues with its replay
             state=$("$PY" -c "import json, sys, torch; c = torch.load(sys.argv[1], weights_only=True, map_location='cpu'); \
 print('finished' if json.loads(c['final_eval_json']) else 'step %d' % c['step'])" "$ckpt")
