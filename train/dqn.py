@@ -75,9 +75,10 @@ class AnnQNet(torch.nn.Module):
             self.head[-1].bias += delta
 
 
-def build_qnet(cfg: TrainConfig) -> tuple[SpikingQNet | AnnQNet, NetSpec, Encoder]:
-    """The Q-network of --qnet: the spiking one (exported to Loihi) or its same-shape ANN baseline."""
-    model, spec, encoder = build(cfg)
+def build_qnet(cfg: TrainConfig, calibrated: bool = True) -> tuple[SpikingQNet | AnnQNet, NetSpec, Encoder]:
+    """The Q-network of --qnet: the spiking one (exported to Loihi) or its same-shape ANN baseline (``calibrated``
+    False: skip --init-rate, for a network whose weights are loaded next)."""
+    model, spec, encoder = build(cfg, calibrated=calibrated and cfg.qnet == "snn")
     return (model if cfg.qnet == "snn" else AnnQNet(spec)), spec, encoder
 
 
@@ -140,7 +141,7 @@ def calibrate(model: SpikingQNet, cfg: TrainConfig, env, encoder: Encoder) -> li
     return gains
 
 
-def build(cfg: TrainConfig) -> tuple[SpikingQNet, NetSpec, Encoder]:
+def build(cfg: TrainConfig, calibrated: bool = True) -> tuple[SpikingQNet, NetSpec, Encoder]:
     env = make_env(cfg.env_id)
     try:
         check_discrete_actions(env, cfg.env_id)
@@ -155,7 +156,8 @@ def build(cfg: TrainConfig) -> tuple[SpikingQNet, NetSpec, Encoder]:
         convs = NATURE_CONVS if cfg.arch == "nature" else []
         spec = network_spec(cfg, encoder, convs + [{"type": "dense", "out": h} for h in cfg.hidden], int(env.action_space.n))
         model = SpikingQNet(spec)
-        calibrate(model, cfg, env, encoder)
+        if calibrated:
+            calibrate(model, cfg, env, encoder)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     finally:
@@ -171,7 +173,7 @@ class DQN:
     def __init__(self, cfg: TrainConfig, device: torch.device) -> None:
         self.cfg = cfg
         self.model, self.spec, self.encoder = build_qnet(cfg)
-        self.target, _, _ = build_qnet(cfg)
+        self.target, _, _ = build_qnet(cfg, calibrated=False)  # takes the model's weights below
         self.model.to(device)
         self.target.to(device)
         self.target.load_state_dict(self.model.state_dict())
