@@ -23,7 +23,7 @@ PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}
 RUNS=${RUNS:-/tmp/dsqn-atari}
 OUT=${OUT:-/tmp/dsqn-atari-out}
-NETS="snn ann"
+NETS=${NETS:-"snn ann"}  # NETS=ann: one of the two runs only
 EXTRA=${EXTRA:-}  # more dsqn-train options for both runs (a dry run's small budget)
 
 train() { "$PY" -c 'import sys; from dsqn.train.cli import main; sys.exit(main())' "$@"; }

@@ -42,7 +42,9 @@ def test_data_efficient_preset_and_reference_scores():
     assert dataclasses.replace(cpu, preset="data-efficient", train_freq=1) == cfg  # only the replay ratio differs
     short = resolve(TrainConfig(env_id="Krull", preset="cpu-session"), {"preset"})
     assert short.total_steps == 40_000 and short.eps_fraction * short.total_steps == pytest.approx(5_000)
-    assert dataclasses.replace(short, preset="cpu", total_steps=100_000, eps_fraction=cpu.eps_fraction) == cpu
+    assert dataclasses.replace(short, preset="cpu", total_steps=100_000, eps_fraction=cpu.eps_fraction, eval_episodes=10) == cpu
+    assert {resolve(TrainConfig(env_id="Krull", preset=p), {"preset"}).eval_max_steps
+            for p in ("paper", "data-efficient", "cpu", "cpu-session")} == {4_500}  # 5 minutes of play (Mnih et al. 2015)
     assert resolve(TrainConfig(env_id="Krull"), set()).preset == "paper"
     with pytest.raises(UserError, match="--preset fast: unknown"):
         resolve(TrainConfig(env_id="Krull", preset="fast"), {"preset"})

@@ -108,7 +108,8 @@ class TrainConfig:
     progress: bool = True
     """show a progress bar."""
     eval_max_steps: int = 0
-    """cap on steps per evaluation episode (0 = none; for smoke tests of long games)."""
+    """cap on agent steps per evaluation episode (0 = none). The Atari presets: 4500 (18,000 frames), the five
+    minutes of play per episode of Mnih et al. 2015's protocol, which the DSQN paper and the reference scores follow."""
     eval_epsilon: float = 0.0
     """epsilon of the evaluation policy (the DSQN paper evaluates Atari at 0.05)."""
     arch: str = ""
@@ -162,7 +163,7 @@ ATARI_DEFAULTS = {"total_steps": 10_000_000, "hidden": [512], "q_scale": 1.0, "a
                   "lr": 1e-4, "batch_size": 32, "buffer_size": 1_000_000, "learning_starts": 50_000,
                   "target_update": 10_000, "train_freq": 4, "eps_end": 0.1, "eval_epsilon": 0.05,
                   "eval_every": 250_000, "eval_episodes": 10, "final_eval_episodes": 30, "checkpoint_every": 100_000,
-                  "threshold": 1.0, "current_decay": 0.5, "voltage_decay": 0.5, "init_rate": 0.1}
+                  "threshold": 1.0, "current_decay": 0.5, "voltage_decay": 0.5, "init_rate": 0.1, "eval_max_steps": 4_500}
 # A schedule for a few hours of compute instead of the paper's 10M steps at T = 64. Each value and its source:
 #   total_steps 100k agent steps (400k frames): the Atari 100k benchmark (Kaiser et al. 2020), where published
 #     data-efficient DQN variants report scores to compare with;
@@ -185,8 +186,9 @@ CPU_BUDGET = {**DATA_EFFICIENT, "train_freq": 4}
 # 'cpu-session': the 'cpu' schedule stopped at 40k agent steps (160k frames, 10k updates): the spiking network's run
 #   then takes ~1.5-2 h of one core and fits one 3-hour session of this machine, where nothing but the git
 #   repository survives from one session to the next (a checkpoint with its replay cannot be carried over).
+#   Periodic evaluations of 5 episodes (the learning curve's points; the final evaluation keeps the protocol's 30).
 #   Everything else -- T = 8, epsilon over 5k steps, learning starts, n-step, target period -- as 'cpu'.
-CPU_SESSION = {**CPU_BUDGET, "total_steps": 40_000}
+CPU_SESSION = {**CPU_BUDGET, "total_steps": 40_000, "eval_episodes": 5}
 ATARI_PRESETS = {"paper": ATARI_DEFAULTS, "data-efficient": DATA_EFFICIENT, "cpu": CPU_BUDGET, "cpu-session": CPU_SESSION}
 EPS_DECAY_STEPS = {"paper": 1_000_000, "data-efficient": 5_000, "cpu": 5_000, "cpu-session": 5_000}  # epsilon 1 -> eps_end over these many env steps
 
