@@ -14,6 +14,9 @@ cp "$RUN/config.json" "$RUN/metrics.csv" "$OUT/"
 # the final evaluation's own episodes: train/runner.py seeds them from 20,000,000; their count is in the checkpoint
 SEED=20000000
 EPISODES=$("$PY" -c 'import json, sys, torch; print(json.loads(torch.load(sys.argv[1], weights_only=True, map_location="cpu")["final_eval_json"])["episodes"])' "$RUN/model.pt")
-.venv/bin/dsqn-deploy "$OUT/model.net" --backend emu --episodes "$EPISODES" --seed "$SEED" --report "$OUT/report.emu.json"
+# the emulator replay in the venv that trained (.venv-core): MuJoCo 4.0 there, 3.x in .venv; the physics differ between
+# them, so only the training's own MuJoCo replays its episodes (the per-step action check below holds in either)
+EMU=.venv-core/bin/dsqn-deploy; [ -x "$EMU" ] || EMU=.venv/bin/dsqn-deploy
+"$EMU" "$OUT/model.net" --backend emu --episodes "$EPISODES" --seed "$SEED" --report "$OUT/report.emu.json"
 .venv/bin/dsqn-deploy "$OUT/model.net" --backend sim --episodes 1 --seed "$SEED" --max-steps "$SIM_STEPS" --report "$OUT/report.sim.json"
 "$PY" benchmarks/fidelity.py "$RUN/model.pt" "$OUT/model.net" --episodes "$EPISODES" --sim-steps "$SIM_STEPS" --seed "$SEED" | tee "$OUT/fidelity.txt"
