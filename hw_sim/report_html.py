@@ -404,13 +404,13 @@ def _comparison(args) -> int:  # type: ignore[no-untyped-def]
         raise UserError("several runs: give the output folder with -o")
     refs = []
     for item in args.reference:
-        name, sep, value = item.partition("=")
+        name, _, value = item.partition("=")
         try:
+            if not name.strip():
+                raise ValueError
             refs.append((name.strip(), float(value)))
         except ValueError:
             raise UserError(f"--reference {item!r}: expected NAME=VALUE with a number") from None
-        if not sep or not name.strip():
-            raise UserError(f"--reference {item!r}: expected NAME=VALUE with a number")
     labels = args.labels or [Path(s).name for s in args.source]
     paths = F.comparison_curves(args.source, labels, check_output_dir(args.out), refs, args.name, args.title)
     print("wrote " + ", ".join(str(p) for p in paths.values()))

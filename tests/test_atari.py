@@ -67,7 +67,8 @@ def test_calibrated_init_wakes_the_nature_networks_deeper_layers():
     cfg = resolve(TrainConfig(env_id="Krull", preset="cpu-session"), {"preset"})
     assert cfg.init_rate == 0.1 and resolve(TrainConfig(env_id="CartPole-v1"), set()).init_rate == 0.0
     torch.manual_seed(3)
-    plain = SpikingQNet(build(dataclasses.replace(cfg, init_rate=0.0))[1])
+    _, spec, encoder = build(dataclasses.replace(cfg, init_rate=0.0))
+    plain = SpikingQNet(spec)
     state = {k: v.clone() for k, v in plain.state_dict().items()}
     env = make_env("Krull")
     frames, rng = [], np.random.default_rng(0)
@@ -80,7 +81,7 @@ def test_calibrated_init_wakes_the_nature_networks_deeper_layers():
     with torch.no_grad():
         q, spikes, _ = plain(x, return_spikes=True)
     assert spikes[-1].sum().item() == 0 and torch.equal(q, q[:1].expand_as(q))  # silent: Q ignores the frame
-    gains = calibrate(plain, cfg, env, build(cfg)[2])
+    gains = calibrate(plain, cfg, env, encoder)
     env.close()
     assert len(gains) == 4 and all(g > 1.0 for g in gains)
     with torch.no_grad():
