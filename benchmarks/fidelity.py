@@ -5,7 +5,9 @@ Runs greedy evaluation episodes with the deployed network driving the environmen
 step, also asks the trained model (from model.pt) for its action on the same observation.
 Prints the agreement per backend. Lava's simulator is slow, so it gets --sim-steps steps.
 
-    .venv/bin/python benchmarks/fidelity.py RUN/model.pt RUN/model.net [--episodes 20] [--sim-steps 300]
+    .venv/bin/python benchmarks/fidelity.py RUN/model.pt RUN/model.net [--episodes 20] [--sim-steps 300] [--max-steps N]
+
+--max-steps caps each emulator episode (an Atari policy that survives plays tens of thousands of steps).
 """
 
 from __future__ import annotations
@@ -27,13 +29,16 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("checkpoint")
     p.add_argument("net")
-    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--episodes", type=int, default=20, help="emulator episodes (0: the simulator only)")
     p.add_argument("--sim-steps", type=int, default=300, help="env steps run on the Lava simulator")
+    p.add_argument("--max-steps", type=int, default=0, help="cap on each emulator episode's steps (0: none)")
     p.add_argument("--seed", type=int, default=20_000_000)
     args = p.parse_args()
     model, spec, encoder, _ = model_from_checkpoint(load_checkpoint(args.checkpoint), args.checkpoint)
     net = read_netfile(args.net)
-    for backend, episodes, max_steps in (("emu", args.episodes, 0), ("sim", 1, args.sim_steps)):
+    for backend, episodes, max_steps in (("emu", args.episodes, args.max_steps), ("sim", 1, args.sim_steps)):
+        if episodes == 0:
+            continue
         agree, total = 0, 0
 
         def check(obs, payload, action, q):  # type: ignore[no-untyped-def]
