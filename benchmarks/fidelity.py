@@ -7,7 +7,9 @@ Prints the agreement per backend. Lava's simulator is slow, so it gets --sim-ste
 
     .venv/bin/python benchmarks/fidelity.py RUN/model.pt RUN/model.net [--episodes 20] [--sim-steps 300] [--max-steps N]
 
---max-steps caps each emulator episode (an Atari policy that survives plays tens of thousands of steps).
+--max-steps caps each emulator episode (an Atari policy that survives plays tens of thousands of steps); --epsilon
+runs the episodes epsilon-greedy as dsqn-train evaluates (the same seeds give the training's evaluation episodes),
+comparing the network's own action at every step before epsilon-greedy replaces it.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=20, help="emulator episodes (0: the simulator only)")
     p.add_argument("--sim-steps", type=int, default=300, help="env steps run on the Lava simulator")
     p.add_argument("--max-steps", type=int, default=0, help="cap on each emulator episode's steps (0: none)")
+    p.add_argument("--epsilon", type=float, default=0.0,
+                   help="epsilon-greedy episodes (a DSQN's evaluation protocol); the network's own action is compared")
     p.add_argument("--seed", type=int, default=20_000_000)
     args = p.parse_args()
     model, spec, encoder, _ = model_from_checkpoint(load_checkpoint(args.checkpoint), args.checkpoint)
@@ -50,7 +54,8 @@ def main() -> None:
 
         policy = make_policy(net, backend)
         try:
-            log = run_episodes(policy, net.meta["env_id"], episodes, args.seed, max_steps, on_step=check)
+            log = run_episodes(policy, net.meta["env_id"], episodes, args.seed, max_steps, on_step=check,
+                               epsilon=args.epsilon)
         finally:
             policy.close()
         print(f"{backend}: {episodes} episode(s), {total} steps, same action as the trained model on "

@@ -113,7 +113,8 @@ class EpisodeLog:
 def run_episodes(policy: Policy, env_id: str, episodes: int, seed: int, max_steps: int = 0, record_actions: bool = False,
                  on_step=None, epsilon: float = 0.0) -> EpisodeLog:  # type: ignore[no-untyped-def]
     """Episodes seeded seed, seed + 1, ...; ``epsilon`` > 0 (Q-networks): epsilon-greedy as dsqn-train evaluates
-    (:class:`dsqn.envs.EpsilonGreedy`), so the same seeds give the same episodes as the training's evaluation."""
+    (:class:`dsqn.envs.EpsilonGreedy`), so the same seeds give the same episodes as the training's evaluation.
+    ``on_step(obs, payload, action, q)`` sees the network's own action, before epsilon-greedy replaces it."""
     encoder = Encoder.from_dict(policy.meta["encoder"])
     env = make_env(env_id)
     log = EpisodeLog()
@@ -127,10 +128,10 @@ def run_episodes(policy: Policy, env_id: str, episodes: int, seed: int, max_step
             while not done:
                 payload = encoder.encode(obs)
                 action, q = policy.act(payload)
+                if on_step is not None:  # the network's own action, before any epsilon-greedy replacement
+                    on_step(obs, payload, action, q)
                 if pick is not None:
                     action = pick(action)
-                if on_step is not None:
-                    on_step(obs, payload, action, q)
                 acts.append(action)
                 obs, r, term, trunc, _ = env.step(action)
                 total += float(r)

@@ -9,9 +9,14 @@ import sys
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
+import torch
 
+from dsqn.checkpoint import load_checkpoint, model_from_checkpoint
+from dsqn.deploy.closed_loop import make_policy, run_episodes
 from dsqn.envs import human_normalized
+from dsqn.netfile import read_netfile
 from dsqn.train.config import TrainConfig, resolve
 
 BIN = Path(sys.executable).parent
@@ -132,6 +137,24 @@ def test_breakout_train_export_deploy(tmp_path: Path):
     for a, b in zip(reports["sim"]["energy"]["layers"], reports["emu"]["energy"]["layers"]):
         assert (a["synops"], a["spikes"]) == (b["synops"], b["spikes"])
     assert reports["sim"]["energy"]["ann"]["macs_per_inference"] > 3_000_000
+
+    # the evaluation protocol's epsilon-greedy episodes: at every step the deployed network's own action (before
+    # epsilon-greedy replaces it) is the trained model's argmax, and some executed actions are the random ones
+    model = model_from_checkpoint(load_checkpoint(tmp_path / "model.pt"), tmp_path / "model.pt")[0]
+    own, trained = [], []
+
+    def on_step(obs, payload, action, q):  # type: ignore[no-untyped-def]
+        own.append(int(action))
+        trained.append(int(model.policy_actions(torch.from_numpy(payload.astype(np.float32))[None])[0]))
+
+    policy = make_policy(read_netfile(tmp_path / "model.net"), "emu")
+    try:
+        log = run_episodes(policy, "Breakout", 1, 20_000_000, max_steps=12, record_actions=True, on_step=on_step,
+                           epsilon=0.5)
+    finally:
+        policy.close()
+    assert own == trained and len(own) == 12
+    assert log.actions[0] != own
 
 
 TINY_ATARI = ["--env-id", "Breakout", "--learning-starts", "30", "--batch-size", "2", "--timesteps", "8", "--eval-every", "1000",
