@@ -32,7 +32,7 @@ def main() -> None:
     p.add_argument("checkpoint")
     p.add_argument("net")
     p.add_argument("--episodes", type=int, default=20, help="emulator episodes (0: the simulator only)")
-    p.add_argument("--sim-steps", type=int, default=300, help="env steps run on the Lava simulator")
+    p.add_argument("--sim-steps", type=int, default=300, help="env steps run on the Lava simulator (0: the emulator only)")
     p.add_argument("--max-steps", type=int, default=0, help="cap on each emulator episode's steps (0: none)")
     p.add_argument("--epsilon", type=float, default=0.0,
                    help="epsilon-greedy episodes (a DSQN's evaluation protocol); the network's own action is compared")
@@ -41,7 +41,7 @@ def main() -> None:
     model, spec, encoder, _ = model_from_checkpoint(load_checkpoint(args.checkpoint), args.checkpoint)
     net = read_netfile(args.net)
     for backend, episodes, max_steps in (("emu", args.episodes, args.max_steps), ("sim", 1, args.sim_steps)):
-        if episodes == 0:
+        if episodes == 0 or (backend == "sim" and max_steps == 0):
             continue
         agree, total = 0, 0
 
