@@ -38,9 +38,48 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="loihi1-davies2018", help="energy profile name or JSON file (default: loihi1-davies2018)")
     parser.add_argument("--report", default="", help="report JSON path (default: <model>.<backend>.report.json)")
     parser.add_argument("--html", default="", help="also write the report as a self-contained HTML page with plots")
+    parser.add_argument("--compare", default="", metavar="MODEL_PT",
+                        help="the checkpoint the file was exported from: at every step its trained model acts on the same "
+                             "input too, and the report counts the steps where the deployed network chose the same action "
+                             "(before any epsilon-greedy replacement); a checkpoint the file was not exported from is refused")
     args = parser.parse_args(argv)
     with stop_on_signals():  # Ctrl-C and SIGTERM stop the backend (policy.close below) and exit 130 / 143
         return _run(args)
+
+
+class _Comparison:
+    """``on_step`` of the closed loop: the trained model's action on the deployed network's input, compared for
+    exact equality with the network's own action (a DSQN's argmax, an actor's continuous action)."""
+
+    def __init__(self, model, checkpoint: Path, sha256: str) -> None:  # type: ignore[no-untyped-def]
+        self.model, self.checkpoint, self.sha256 = model, checkpoint, sha256
+        self.steps = self.same = 0
+        self.first_difference: int | None = None
+
+    def __call__(self, obs, payload, action, q) -> None:  # type: ignore[no-untyped-def]
+        import torch
+
+        trained = self.model.policy_actions(torch.from_numpy(np.asarray(payload, dtype=np.float32))[None])[0]
+        if np.array_equal(np.asarray(trained), np.asarray(action)):
+            self.same += 1
+        elif self.first_difference is None:
+            self.first_difference = self.steps
+        self.steps += 1
+
+    def summary(self) -> dict:
+        return {"checkpoint": {"path": str(self.checkpoint), "sha256": self.sha256}, "steps": self.steps,
+                "same_action": self.same, "first_different_step": self.first_difference}
+
+
+def _comparison(checkpoint: Path, meta: dict) -> _Comparison:
+    from dsqn.checkpoint import file_sha256, load_checkpoint, model_from_checkpoint
+
+    sha = file_sha256(checkpoint)
+    if sha != meta.get("source_checkpoint_sha256"):
+        raise UserError(f"--compare {checkpoint}: the file was not exported from this checkpoint (source checkpoint "
+                        "SHA-256 differs)")
+    model, _, _, _ = model_from_checkpoint(load_checkpoint(checkpoint), checkpoint)
+    return _Comparison(model, checkpoint, sha)
 
 
 def _run(args) -> int:  # type: ignore[no-untyped-def]
@@ -58,6 +97,8 @@ def _run(args) -> int:  # type: ignore[no-untyped-def]
     inputs: list[Path] = [path]
     if args.profile and Path(args.profile).exists():  # a profile file (built-in profiles are names)
         inputs.append(check_input_file(args.profile))
+    if args.compare:
+        inputs.append(check_input_file(args.compare))
     report_path = Path(args.report) if args.report else path.with_name(f"{path.stem}.{args.backend}.report.json")
     check_output_file(report_path, inputs, "report")
     outputs = {"--report": report_path}
@@ -90,10 +131,12 @@ def _run(args) -> int:  # type: ignore[no-untyped-def]
     if args.epsilon > 0 and net.readout.kind != "q":
         raise UserError(f"--epsilon {args.epsilon}: epsilon-greedy evaluates Q-networks; {path} is an actor "
                         "(continuous actions)")
+    compare = _comparison(Path(args.compare), meta) if args.compare else None
     policy = make_policy(net, args.backend)
     print(f"running {args.episodes} episode(s) of {env_id} on backend {args.backend} (Ctrl-C stops cleanly)", flush=True)
     try:
-        log = run_episodes(policy, env_id, args.episodes, args.seed, args.max_steps, epsilon=args.epsilon)
+        log = run_episodes(policy, env_id, args.episodes, args.seed, args.max_steps, epsilon=args.epsilon,
+                           on_step=compare)
     finally:
         policy.close()
     names = [f"L{i}-{layer.kind}" for i, layer in enumerate(net.layers)]
@@ -117,6 +160,8 @@ def _run(args) -> int:  # type: ignore[no-untyped-def]
         "train_final_eval": meta.get("train_final_eval", {}),
         "raster": {"inference": 0, "max_neurons": counter.RASTER_NEURONS, "layers": counter.raster or []},
     }
+    if compare is not None:
+        report["fidelity"] = compare.summary()
     atomic_write_text(report_path, json.dumps(report, indent=2))
     if args.html:
         from dsqn.hw_sim.report_html import write_html
@@ -125,6 +170,9 @@ def _run(args) -> int:  # type: ignore[no-untyped-def]
         print(f"wrote {args.html}")
     print(f"{env_id} on backend {args.backend}: returns {[round(r, 1) for r in log.returns]} "
           f"(mean {report['episodes']['mean_return']:.1f}; {steps} steps, {report['timing']['env_steps_per_s']:.1f} steps/s)")
+    if compare is not None:
+        f = report["fidelity"]
+        print(f"the trained model ({args.compare}) chose the same action on {f['same_action']}/{f['steps']} steps")
     print(format_energy(energy))
     print(f"wrote {report_path}")
     return 0

@@ -7,7 +7,7 @@
 #   bash scripts/device_atari.sh wheels                 here: .whl/ = this project's wheel + gymnasium, ale-py (py3.12)
 #   bash scripts/device_atari.sh start GAME PRESET SEED  there: install the wheels, start both runs in their own sessions
 #   bash scripts/device_atari.sh wait SECONDS            there: wait while they run, copy logs and metrics to $OUT
-#   bash scripts/device_atari.sh finish                  there: export + emulator deploy + step-by-step check, to $OUT
+#   bash scripts/device_atari.sh finish                  there: export + emulator deploy with the step-by-step check, to $OUT
 #
 # Each `device` call may run 10 minutes and the machine goes back 30 s after a call, so `start` and the `wait`s must
 # follow each other; what comes back (small files only) lies under $OUT/<net>/. Runs are written to /tmp/dsqn-atari.
@@ -33,7 +33,7 @@ deploy() { "$PY" -c 'import sys; from dsqn.deploy.cli import main; sys.exit(main
 collect() {  # the small files of each run (not model.pt or the replay) into $OUT/<net>/
     for net in $NETS; do
         mkdir -p "$OUT/$net"
-        for f in config.json metrics.csv train.log model.net report.emu.json final_eval.json export.log deploy.log fidelity.txt; do
+        for f in config.json metrics.csv train.log model.net report.emu.json final_eval.json export.log deploy.log; do
             [ -f "$RUNS/$net/$f" ] && cp "$RUNS/$net/$f" "$OUT/$net/$f"
         done
     done
@@ -127,13 +127,11 @@ EOF
         # the final evaluation's own episodes: its seeds, epsilon, episode count and step cap
         read -r n eps cap < <("$PY" -c "import json; c = json.load(open('$run/config.json')); \
 print(c['final_eval_episodes'], c['eval_epsilon'], c['eval_max_steps'])")
+        # in the same pass, the deployed network's own action compared with the trained model's at every step
+        # (--compare: the report's "fidelity" and the line "the trained model ... chose the same action on N/N steps")
         deploy "$RUNS/$net/model.net" --backend emu --episodes "$n" --seed 20000000 --epsilon "$eps" --max-steps "$cap" \
-            --report "$RUNS/$net/report.emu.json" > "$RUNS/$net/deploy.log" 2>&1
+            --compare "$run/model.pt" --report "$RUNS/$net/report.emu.json" > "$RUNS/$net/deploy.log" 2>&1
         tail -n 12 "$RUNS/$net/deploy.log"
-        # the same episodes again, the deployed network's own action compared with the trained model's at every step
-        "$PY" benchmarks/fidelity.py "$run/model.pt" "$RUNS/$net/model.net" --episodes "$n" --epsilon "$eps" \
-            --max-steps "$cap" --sim-steps 0 > "$RUNS/$net/fidelity.txt" 2>&1
-        tail -n 1 "$RUNS/$net/fidelity.txt"
     done
     collect
     ls -R "$OUT"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A finished TD3 run's evidence into results/<name>/: the exported actor (model.net), the emulator replay of the
 # final evaluation's 20 episodes (report.emu.json: returns, per-layer activity, energy beside the ANN), a bounded
-# run on the Lava simulator (report.sim.json), the step-by-step fidelity check, config and metrics.
+# run on the Lava simulator (report.sim.json), both with the step-by-step check against model.pt (--compare: the
+# reports' "fidelity"), config and metrics.
 #   bash scripts/td3_results.sh runs/targets/HalfCheetah-v5__seed1 results/HalfCheetah-v5__td3__seed1 [SIM_STEPS]
 # Needs .venv (the lava extra: the stock-netx re-read at export, the simulator).
 set -euo pipefail
@@ -17,6 +18,7 @@ EPISODES=$("$PY" -c 'import json, sys, torch; print(json.loads(torch.load(sys.ar
 # the emulator replay in the venv that trained (.venv-core): MuJoCo 4.0 there, 3.x in .venv; the physics differ between
 # them, so only the training's own MuJoCo replays its episodes (the per-step action check below holds in either)
 EMU=.venv-core/bin/dsqn-deploy; [ -x "$EMU" ] || EMU=.venv/bin/dsqn-deploy
-"$EMU" "$OUT/model.net" --backend emu --episodes "$EPISODES" --seed "$SEED" --report "$OUT/report.emu.json"
-.venv/bin/dsqn-deploy "$OUT/model.net" --backend sim --episodes 1 --seed "$SEED" --max-steps "$SIM_STEPS" --report "$OUT/report.sim.json"
-"$PY" benchmarks/fidelity.py "$RUN/model.pt" "$OUT/model.net" --episodes "$EPISODES" --sim-steps "$SIM_STEPS" --seed "$SEED" | tee "$OUT/fidelity.txt"
+# --compare: in the same pass, the trained model's action beside the deployed network's on every step (report "fidelity")
+"$EMU" "$OUT/model.net" --backend emu --episodes "$EPISODES" --seed "$SEED" --compare "$RUN/model.pt" --report "$OUT/report.emu.json"
+.venv/bin/dsqn-deploy "$OUT/model.net" --backend sim --episodes 1 --seed "$SEED" --max-steps "$SIM_STEPS" \
+    --compare "$RUN/model.pt" --report "$OUT/report.sim.json"

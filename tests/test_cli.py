@@ -251,7 +251,7 @@ def test_ctrl_c_stops_lava_cleanly(tmp_path: Path, exported: Path):
     assert not (tmp_path / "r.json").exists()
 
 
-def test_epsilon_greedy_deployment_replays_the_training_evaluation(tmp_path: Path):
+def test_epsilon_greedy_deployment_replays_the_training_evaluation(tmp_path: Path, trained: Path):
     """--eval-epsilon: the final evaluation's epsilon-greedy episodes (run side by side in training) are replayed
     exactly by dsqn-deploy --epsilon from the exported file (one generator per episode, keyed by its seed)."""
     from dsqn.checkpoint import load_checkpoint
@@ -269,11 +269,52 @@ def test_epsilon_greedy_deployment_replays_the_training_evaluation(tmp_path: Pat
     for eps in ("0.3", "0"):
         rep = tmp_path / f"eps{eps}.json"
         r = run(["dsqn-deploy", str(tmp_path / "model.net"), "--backend", "emu", "--episodes", "6", "--seed", "20000000",
-                 "--epsilon", eps, "--report", str(rep)], tmp_path)
+                 "--epsilon", eps, "--report", str(rep), "--compare", str(tmp_path / "model.pt")], tmp_path)
         assert r.returncode == 0, r.stderr[-2000:]
         reports[eps] = json.loads(rep.read_text())["episodes"]
+        # --compare: in the same pass, the trained model chose the deployed network's own action on every step
+        fid = json.loads(rep.read_text())["fidelity"]
+        assert fid["steps"] == sum(reports[eps]["lengths"]) and fid["same_action"] == fid["steps"]
+        assert fid["first_different_step"] is None and len(fid["checkpoint"]["sha256"]) == 64
+        assert f"chose the same action on {fid['steps']}/{fid['steps']} steps" in r.stdout
     assert reports["0.3"]["returns"] == final["returns"] and reports["0.3"]["epsilon"] == 0.3
     assert reports["0.3"]["score"]["ci95"] == final["ci95"]
     assert reports["0"]["returns"] != final["returns"]  # the random choices did change the episodes
     r = run(["dsqn-deploy", str(tmp_path / "model.net"), "--backend", "emu", "--epsilon", "1.5"], tmp_path)
     assert r.returncode == 2 and r.stderr.strip().splitlines() == ["dsqn-deploy: error: --epsilon 1.5: must lie in [0, 1]"]
+    # a checkpoint the file was not exported from is refused before any episode, in one line, and writes nothing
+    r = run(["dsqn-deploy", str(tmp_path / "model.net"), "--backend", "emu", "--compare", str(trained),
+             "--report", str(tmp_path / "other.json")], tmp_path)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        f"dsqn-deploy: error: --compare {trained}: the file was not exported from this checkpoint (source checkpoint "
+        "SHA-256 differs)"]
+    assert not (tmp_path / "other.json").exists()
+
+
+def test_the_comparison_counts_the_steps_where_the_actions_differ(exported: Path, trained: Path):
+    """The per-step check of dsqn-deploy --compare is not vacuous: a model with the readout negated (a different
+    argmax wherever Q is not tied) disagrees with the deployed network, and the first such step is recorded."""
+    from dsqn.checkpoint import load_checkpoint, model_from_checkpoint
+    from dsqn.deploy.cli import _Comparison
+    from dsqn.deploy.closed_loop import make_policy, run_episodes
+    from dsqn.netfile import read_netfile
+
+    net = read_netfile(exported)
+    model, _, _, _ = model_from_checkpoint(load_checkpoint(trained), trained)
+    same = _Comparison(model, trained, "x")
+    policy = make_policy(net, "emu")
+    try:
+        log = run_episodes(policy, "CartPole-v1", 2, 7, on_step=same)
+    finally:
+        policy.close()
+    assert same.steps == sum(log.lengths) and same.same == same.steps and same.first_difference is None
+    with torch.no_grad():  # the readout's weights and bias negated: Q -> -Q
+        for p in [*model.readout.parameters(), model.readout_bias]:
+            p.neg_()
+    flipped = _Comparison(model, trained, "x")
+    policy = make_policy(net, "emu")
+    try:
+        log = run_episodes(policy, "CartPole-v1", 2, 7, on_step=flipped)
+    finally:
+        policy.close()
+    assert flipped.steps == sum(log.lengths) and flipped.same < flipped.steps and flipped.first_difference == 0
