@@ -291,7 +291,7 @@ def test_epsilon_greedy_deployment_replays_the_training_evaluation(tmp_path: Pat
     assert not (tmp_path / "other.json").exists()
 
 
-def test_the_comparison_counts_the_steps_where_the_actions_differ(exported: Path, trained: Path):
+def test_the_comparison_counts_the_steps_where_the_actions_differ(trained: Path, tmp_path: Path):
     """The per-step check of dsqn-deploy --compare is not vacuous: a model with the readout negated (a different
     argmax wherever Q is not tied) disagrees with the deployed network, and the first such step is recorded."""
     from dsqn.checkpoint import load_checkpoint, model_from_checkpoint
@@ -299,7 +299,10 @@ def test_the_comparison_counts_the_steps_where_the_actions_differ(exported: Path
     from dsqn.deploy.closed_loop import make_policy, run_episodes
     from dsqn.netfile import read_netfile
 
-    net = read_netfile(exported)
+    # exported here: test_resume_continues_a_run continues `trained` in place, after the module's `exported`
+    r = run(["dsqn-export", str(trained), "-o", str(tmp_path / "model.net")], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    net = read_netfile(tmp_path / "model.net")
     model, _, _, _ = model_from_checkpoint(load_checkpoint(trained), trained)
     same = _Comparison(model, trained, "x")
     policy = make_policy(net, "emu")
