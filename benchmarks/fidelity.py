@@ -19,11 +19,10 @@ import contextlib
 import io
 
 import numpy as np
-import torch
 
 with contextlib.redirect_stdout(io.StringIO()):
     from dsqn.checkpoint import load_checkpoint, model_from_checkpoint
-    from dsqn.deploy.closed_loop import make_policy, run_episodes
+    from dsqn.deploy.closed_loop import ActionComparison, make_policy, run_episodes
     from dsqn.netfile import read_netfile
 
 
@@ -43,23 +42,16 @@ def main() -> None:
     for backend, episodes, max_steps in (("emu", args.episodes, args.max_steps), ("sim", 1, args.sim_steps)):
         if episodes == 0 or (backend == "sim" and max_steps == 0):
             continue
-        agree, total = 0, 0
-
-        def check(obs, payload, action, q):  # type: ignore[no-untyped-def]
-            nonlocal agree, total
-            # the trained model's action: the argmax of Q, or an actor's continuous action (bit-exact equality)
-            trained = model.policy_actions(torch.from_numpy(payload.astype(np.float32))[None])[0]
-            agree += int(np.array_equal(np.asarray(trained), np.asarray(action)))
-            total += 1
-
+        check = ActionComparison(model, args.checkpoint)  # the trained model's action beside the network's own
         policy = make_policy(net, backend)
         try:
             log = run_episodes(policy, net.meta["env_id"], episodes, args.seed, max_steps, on_step=check,
                                epsilon=args.epsilon)
         finally:
             policy.close()
-        print(f"{backend}: {episodes} episode(s), {total} steps, same action as the trained model on "
-              f"{agree}/{total} = {100.0 * agree / max(1, total):.2f}% of steps; returns mean {np.mean(log.returns):.1f}")
+        print(f"{backend}: {episodes} episode(s), {check.steps} steps, same action as the trained model on "
+              f"{check.same}/{check.steps} = {100.0 * check.same / max(1, check.steps):.2f}% of steps; "
+              f"returns mean {np.mean(log.returns):.1f}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 from pathlib import Path
 
@@ -16,10 +15,6 @@ from dsqn.fileio import atomic_write_text, check_distinct_outputs, check_input_f
 
 REPORT_FORMAT = "dsqn-report"
 REPORT_VERSION = 1
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @cli_entry("dsqn-deploy")
@@ -47,39 +42,17 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
 
 
-class _Comparison:
-    """``on_step`` of the closed loop: the trained model's action on the deployed network's input, compared for
-    exact equality with the network's own action (a DSQN's argmax, an actor's continuous action)."""
-
-    def __init__(self, model, checkpoint: Path, sha256: str) -> None:  # type: ignore[no-untyped-def]
-        self.model, self.checkpoint, self.sha256 = model, checkpoint, sha256
-        self.steps = self.same = 0
-        self.first_difference: int | None = None
-
-    def __call__(self, obs, payload, action, q) -> None:  # type: ignore[no-untyped-def]
-        import torch
-
-        trained = self.model.policy_actions(torch.from_numpy(np.asarray(payload, dtype=np.float32))[None])[0]
-        if np.array_equal(np.asarray(trained), np.asarray(action)):
-            self.same += 1
-        elif self.first_difference is None:
-            self.first_difference = self.steps
-        self.steps += 1
-
-    def summary(self) -> dict:
-        return {"checkpoint": {"path": str(self.checkpoint), "sha256": self.sha256}, "steps": self.steps,
-                "same_action": self.same, "first_different_step": self.first_difference}
-
-
-def _comparison(checkpoint: Path, meta: dict) -> _Comparison:
+def _comparison(checkpoint: Path, meta: dict):  # type: ignore[no-untyped-def]
     from dsqn.checkpoint import file_sha256, load_checkpoint, model_from_checkpoint
+
+    from .closed_loop import ActionComparison
 
     sha = file_sha256(checkpoint)
     if sha != meta.get("source_checkpoint_sha256"):
         raise UserError(f"--compare {checkpoint}: the file was not exported from this checkpoint (source checkpoint "
                         "SHA-256 differs)")
     model, _, _, _ = model_from_checkpoint(load_checkpoint(checkpoint), checkpoint)
-    return _Comparison(model, checkpoint, sha)
+    return ActionComparison(model, checkpoint, sha)
 
 
 def _run(args) -> int:  # type: ignore[no-untyped-def]
@@ -106,6 +79,7 @@ def _run(args) -> int:  # type: ignore[no-untyped-def]
         outputs["--html"] = check_output_file(Path(args.html), inputs, "HTML page")
     check_distinct_outputs(outputs)
 
+    from dsqn.checkpoint import file_sha256
     from dsqn.hw_sim.counters import ann_macs
     from dsqn.hw_sim.energy import energy_report, format_energy, load_profile
     from dsqn.netfile import read_netfile
@@ -149,7 +123,7 @@ def _run(args) -> int:  # type: ignore[no-untyped-def]
     report = {
         "format": REPORT_FORMAT, "format_version": REPORT_VERSION, "toolchain_version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "model": {"path": str(path), "sha256": _sha256(path), "source_checkpoint_sha256": meta.get("source_checkpoint_sha256")},
+        "model": {"path": str(path), "sha256": file_sha256(path), "source_checkpoint_sha256": meta.get("source_checkpoint_sha256")},
         "backend": args.backend, "env_id": env_id, "timesteps": net.timesteps,
         "episodes": {"returns": log.returns, "lengths": log.lengths, "mean_return": float(np.mean(log.returns)),
                      "std_return": float(np.std(log.returns)), "seed": args.seed, "max_steps": args.max_steps,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -77,6 +78,31 @@ class LavaPolicy(Policy):
 
     def close(self) -> None:
         self.lava.close()
+
+
+class ActionComparison:
+    """``on_step`` of :func:`run_episodes`: the trained model's action on the deployed network's input, compared for
+    exact equality with the network's own action (a DSQN's argmax, an actor's continuous action). Used by
+    ``dsqn-deploy --compare`` and benchmarks/fidelity.py."""
+
+    def __init__(self, model, checkpoint: str | Path, sha256: str = "") -> None:  # type: ignore[no-untyped-def]
+        import torch  # the trained model's side only: the emulator and Lava backends run without it
+
+        self.torch, self.model, self.checkpoint, self.sha256 = torch, model, checkpoint, sha256
+        self.steps = self.same = 0
+        self.first_difference: int | None = None
+
+    def __call__(self, obs, payload, action, q) -> None:  # type: ignore[no-untyped-def]
+        trained = self.model.policy_actions(self.torch.from_numpy(np.asarray(payload, dtype=np.float32))[None])[0]
+        if np.array_equal(np.asarray(trained), np.asarray(action)):
+            self.same += 1
+        elif self.first_difference is None:
+            self.first_difference = self.steps
+        self.steps += 1
+
+    def summary(self) -> dict:
+        return {"checkpoint": {"path": str(self.checkpoint), "sha256": self.sha256}, "steps": self.steps,
+                "same_action": self.same, "first_different_step": self.first_difference}
 
 
 def check_environment(net: NetFile, env_id: str) -> None:

@@ -295,8 +295,7 @@ def test_the_comparison_counts_the_steps_where_the_actions_differ(trained: Path,
     """The per-step check of dsqn-deploy --compare is not vacuous: a model with the readout negated (a different
     argmax wherever Q is not tied) disagrees with the deployed network, and the first such step is recorded."""
     from dsqn.checkpoint import load_checkpoint, model_from_checkpoint
-    from dsqn.deploy.cli import _Comparison
-    from dsqn.deploy.closed_loop import make_policy, run_episodes
+    from dsqn.deploy.closed_loop import ActionComparison, make_policy, run_episodes
     from dsqn.netfile import read_netfile
 
     # exported here: test_resume_continues_a_run continues `trained` in place, after the module's `exported`
@@ -304,20 +303,19 @@ def test_the_comparison_counts_the_steps_where_the_actions_differ(trained: Path,
     assert r.returncode == 0, r.stderr[-2000:]
     net = read_netfile(tmp_path / "model.net")
     model, _, _, _ = model_from_checkpoint(load_checkpoint(trained), trained)
-    same = _Comparison(model, trained, "x")
-    policy = make_policy(net, "emu")
-    try:
-        log = run_episodes(policy, "CartPole-v1", 2, 7, on_step=same)
-    finally:
-        policy.close()
-    assert same.steps == sum(log.lengths) and same.same == same.steps and same.first_difference is None
+
+    def compare() -> tuple[ActionComparison, list[int]]:  # two CartPole episodes on the emulator, every step checked
+        check = ActionComparison(model, trained)
+        policy = make_policy(net, "emu")
+        try:
+            return check, run_episodes(policy, "CartPole-v1", 2, 7, on_step=check).lengths
+        finally:
+            policy.close()
+
+    same, lengths = compare()
+    assert same.steps == sum(lengths) and same.same == same.steps and same.first_difference is None
     with torch.no_grad():  # the readout's weights and bias negated: Q -> -Q
         for p in [*model.readout.parameters(), model.readout_bias]:
             p.neg_()
-    flipped = _Comparison(model, trained, "x")
-    policy = make_policy(net, "emu")
-    try:
-        log = run_episodes(policy, "CartPole-v1", 2, 7, on_step=flipped)
-    finally:
-        policy.close()
-    assert flipped.steps == sum(log.lengths) and flipped.same < flipped.steps and flipped.first_difference == 0
+    flipped, lengths = compare()
+    assert flipped.steps == sum(lengths) and flipped.same < flipped.steps and flipped.first_difference == 0
