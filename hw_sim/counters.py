@@ -31,6 +31,12 @@ def fanouts(layers: list[Layer]) -> list[np.ndarray]:
     ]
 
 
+def synapse_counts(layers: list[Layer]) -> list[int]:
+    """Synapses of each layer: its (source, target) connections, i.e. the sum of its sources' fan-outs. Dense: in x out;
+    conv: every kernel tap that meets a real input (padding taps are no synapses), so at most the layer's ANN MACs."""
+    return [int(f.sum()) for f in fanouts(layers)]
+
+
 def ann_macs(layers: list[Layer]) -> list[int]:
     """Multiply-accumulates of an ANN with the same layers (one pass, dense weights)."""
     macs = []
