@@ -45,6 +45,34 @@ def conv_fanout(layer: Layer) -> np.ndarray:
     return np.broadcast_to(count * out_c, (c, h, w)).reshape(-1)
 
 
+# numpy integer dtypes that torch computes with as they are; bool and the other unsigned widths become int64
+_TORCH_INTS = (np.uint8, np.int8, np.int16, np.int32, np.int64)
+
+
+def integer_payload(payload: np.ndarray | torch.Tensor) -> np.ndarray:
+    """The payload as an array of the integers the chip receives.
+
+    Accepts numpy arrays and torch tensors (any device; gradients are not followed) of bool (binary spikes, as
+    lava-dl users pass them), any integer dtype, or floats whose values are all integers (0./1. spike trains, encoded
+    payloads held as float). Floats with a fractional part (or NaN/inf) are refused with a ValueError: the chip
+    receives integers, and rounding them here would hide an encoding mistake."""
+    if isinstance(payload, torch.Tensor):
+        payload = payload.detach().cpu().numpy()
+    arr = np.asarray(payload)
+    if arr.dtype == np.bool_ or (np.issubdtype(arr.dtype, np.integer) and arr.dtype.type not in _TORCH_INTS):
+        return arr.astype(np.int64)
+    if np.issubdtype(arr.dtype, np.integer):
+        return arr
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(f"payload of dtype {arr.dtype}: expected bool, integers, or floats with integer values")
+    bad = ~np.isfinite(arr) | (arr != np.round(arr)) if arr.size else np.zeros(0, dtype=bool)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"payload has non-integer values ({int(bad.sum())} of {arr.size}, first {float(arr[where])!r} at "
+                         f"index {where}): the network receives integers (bool, integer dtypes, or integer-valued floats)")
+    return arr.astype(np.float32) if arr.dtype == np.float16 else arr
+
+
 def after_reset(spiked: np.ndarray, v_pre: np.ndarray) -> np.ndarray:
     """The voltage Lava holds after a step: the pre-reset voltage, 0 where the neuron spiked (int64)."""
     return np.where(spiked != 0, 0, v_pre).astype(np.int64)
@@ -126,11 +154,15 @@ class Emulator:
         n_steps: int | None = None,
     ) -> RunResult:
         """Run from zero state. payload: (B, C_in, S) values sent into the network on Lava steps
-        start_step .. start_step+S-1 (Lava counts steps from 1). With ``const_steps`` the payload's first column
-        is sent on the first const_steps steps and nothing after (its synaptic input is computed once)."""
+        start_step .. start_step+S-1 (Lava counts steps from 1): bool, integers or integer-valued floats, numpy or
+        torch (:func:`integer_payload`). With ``const_steps`` the payload's first column is sent on the first
+        const_steps steps and nothing after (its synaptic input is computed once)."""
+        payload = integer_payload(payload)
+        if payload.ndim != 3:
+            raise ValueError(f"run() takes a payload of shape (batch, inputs, steps), got shape {payload.shape}")
         b, _, given_steps = payload.shape
         n_steps = n_steps or given_steps
-        x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(np.asarray(payload), -1, 1)))  # (B, S, C), time-major
+        x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(payload, -1, 1)))  # (B, S, C), time-major
         traces: list[LayerTrace] = []
         overflow, captured = [], []
         last = len(self.layers) - 1
@@ -163,12 +195,18 @@ class Emulator:
               windowed: bool = True) -> tuple[np.ndarray, list[np.ndarray], list[int]]:
         """Independent inferences, as a netx network with reset_interval=T runs them back to back.
 
-        payload: (B, *input_shape) integers, presented on steps 0..T-1. Returns the readout voltage
-        after step T-1 (B, A), each layer's spikes over its pipelined window (B, N_i, T; dsqn.timing.window)
-        and the overflow events per layer. Small dense networks run in one compiled call (:mod:`dsqn.fused`),
+        payload: (B, *input_shape) integers (bool, any integer dtype or integer-valued floats; numpy or torch),
+        presented on steps 0..T-1. Returns the readout voltage after step T-1 (B, A), each layer's spikes over its
+        pipelined window (B, N_i, T; dsqn.timing.window) and the overflow events per layer. A single observation's
+        payload of exactly ``input_shape`` (no batch dimension) gives the same without the batch dimension:
+        voltage (A,), windows (N_i, T); the overflow counts are per layer either way. Small dense networks run in one compiled call (:mod:`dsqn.fused`),
         others layer by layer, each layer over its window only (``windowed``; see ``_infer_windows``) or over
         all T + L steps (``run``); all compute the same integers (tested).
         """
+        payload = integer_payload(payload)
+        if self._unbatched(payload):
+            v, windows, overflow = self.infer(payload[None], timesteps, fused_path, windowed)
+            return v[0], [w[0] for w in windows], overflow
         b = payload.shape[0]
         n_steps = timing.inference_steps(timesteps, len(self.layers))
         # The per-layer resets matter even from zero state: a layer's bias integrates until its reset.
@@ -192,6 +230,16 @@ class Emulator:
         v = after_reset(res.spikes[-1][:, at], res.v_last[:, at])
         windows = [np.moveaxis(s[:, timing.window(i, timesteps)], 1, -1) != 0 for i, s in enumerate(res.spikes)]
         return v, windows, [int(e) for e in res.events.sum(0)]
+
+    def _unbatched(self, payload: np.ndarray) -> bool:
+        """Whether ``payload`` is one observation's (exactly the input shape) rather than a batch of them (a leading
+        batch dimension over the input shape, or over its flattened size); any other shape is refused."""
+        shape = tuple(self.net.input_shape or self.layers[0].in_shape)
+        if payload.shape == shape:  # also where a batch of flat payloads would match (input shape (1, n)): as documented
+            return True
+        if payload.ndim >= 2 and (payload.shape[1:] == shape or int(np.prod(payload.shape[1:])) == int(np.prod(shape))):
+            return False
+        raise ValueError(f"payload of shape {payload.shape}: expected {shape} (one observation) or (batch, *{shape})")
 
     def _infer_windows(self, payload: np.ndarray, timesteps: int) -> tuple[np.ndarray, list[np.ndarray], list[int]]:
         """``infer`` computing each layer over its own window only: T steps instead of T + L.
