@@ -258,3 +258,219 @@ def test_html_page_shows_status_memory_and_latency(net: Path, tmp_path: Path):
         del rep["energy"][key]
     del rep["energy"]["ann"]["with_memory"], rep["energy"]["profile"]["status"]
     assert "[status: estimate]" in render(rep)
+
+
+# ---- the reviewer's figures: spikes per synapse, break-even, sensitivity (issue 28, item 3) ----------------------------
+
+# A user profile with round numbers, so every figure below is arithmetic a reader can redo: synop 1 pJ, neuron update
+# 3 pJ active / 1 pJ inactive, spike 0.5 pJ. On totals(): fixed = 272 updates x 1 = 272 pJ; variable = 118 synops x 1 +
+# 5 spikes x (3 - 1 + 0.5) = 130.5 pJ; SNN = 402.5 pJ.
+ROUND = {"name": "round", "source": "test", "status": "published", "synop_pj": 1.0, "neuron_update_active_pj": 3.0,
+         "neuron_update_inactive_pj": 1.0, "spike_pj": 0.5}
+# The ANN rows of LAYERS (test_ann_macs_only_and_with_memory_by_hand): int8 = 95.68 MAC + 520 weight + 92.5 activation
+# pJ; fp32 = 1913.6 + 2080 + 370 pJ; all in an 8 KB SRAM.
+ANN_PARTS = {"int8": (416 * 0.23, 416 * 1.25, 74 * 1.25), "fp32": (416 * 4.6, 416 * 5.0, 74 * 5.0)}
+
+
+def round_report() -> dict:
+    return energy_report(totals(), validate_profile(ROUND, "round.json"), ann_macs(LAYERS), NAMES, n_neurons=[16, 16, 2],
+                         layers=LAYERS, timesteps=8)
+
+
+def ann_rows(mac: float = 1.0, sram: float = 1.0) -> dict[str, float]:
+    """The four ANN rows computed here from their parts, MAC and SRAM energies scaled."""
+    rows = {f"{p}_with_memory": m * mac + (w + a) * sram for p, (m, w, a) in ANN_PARTS.items()}
+    rows.update(int8_macs=416 * 0.23 * mac, fp32_macs=416 * 4.6 * mac)
+    return rows
+
+
+def test_spikes_per_synapse_per_inference_by_hand():
+    rep = round_report()
+    # synapses: 8 x 16, 16 x 16, 16 x 2; synops per inference 80, 32, 6
+    assert [x["synapses"] for x in rep["layers"]] == [128, 256, 32]
+    assert [x["spikes_per_synapse_per_inference"] for x in rep["layers"]] == [80 / 128, 32 / 256, 6 / 32]
+    assert [x["spike_rate"] for x in rep["layers"]] == [2 / 128, 3 / 128, 0.0]
+    tot = rep["totals"]
+    assert (tot["synapses"], tot["synops"], tot["neuron_updates"], tot["spikes"], tot["in_events"]) == (416, 118, 272, 5, 10)
+    assert tot["spikes_per_synapse_per_inference"] == 118 / 416 and tot["spike_rate"] == 5 / 272
+    text = format_energy(rep)
+    assert "0.284 total (L0-dense 0.625, L1-dense 0.125, L2-readout 0.188)" in text
+    assert "total            10.0       118.0       416       0.284       272       5.0  0.018       0.40        416" in text
+
+
+def test_counter_to_spikes_per_synapse_end_to_end():
+    from dsqn.hw_sim.counters import Counter, synapse_counts
+
+    # 3 inputs -> 2 neurons -> 2 readout, T = 4; input [1, 0, 2]: 2 graded events a step, 8 events, 8 x 2 = 16 synops
+    layers = [dense(0, 3, 2), dense(1, 2, 2)]
+    counter = Counter(layers, 4)
+    l0 = np.zeros((2, 4), dtype=bool)
+    l0[0, [0, 2]] = l0[1, 3] = True  # 3 spikes -> layer 1: 3 events x 2 = 6 synops
+    counter.add(np.array([1.0, 0.0, 2.0]), [l0, np.zeros((2, 4), dtype=bool)])
+    assert synapse_counts(layers) == [6, 4]
+    rep = energy_report(counter.totals, validate_profile(ROUND, "r.json"), ann_macs(layers), ["a", "b"], layers=layers)
+    assert [x["in_events"] for x in rep["layers"]] == [8, 3] and [x["synops"] for x in rep["layers"]] == [16, 6]
+    assert [x["spikes_per_synapse_per_inference"] for x in rep["layers"]] == [16 / 6, 6 / 4]
+    assert rep["totals"]["spikes_per_synapse_per_inference"] == 22 / 10
+    # fixed = 16 updates x 1 pJ; variable = 22 synops x 1 + 3 spikes x 2.5; fp32 MACs = 10 x 4.6 = 46 pJ
+    be = {r["ann"]: r for r in rep["break_even"]["rows"]}["fp32_macs"]
+    assert be["scale"] == pytest.approx((46 - 16) / (22 + 7.5), rel=1e-12)
+    assert be["spikes_per_synapse_per_inference"] == pytest.approx((46 - 16) / 29.5 * 2.2, rel=1e-12)
+
+
+def test_conv_synapses_leave_out_padding_taps():
+    from dsqn.hw_sim.counters import synapse_counts
+
+    # 2 -> 4 channels, 3 x 3, padding 1, 6 x 6 -> 6 x 6: taps on real inputs per axis 2+3+3+3+3+2 = 16, so 16 x 16 per
+    # channel pair x 8 pairs = 2048 synapses; the ANN counts all 36 x 4 x 18 = 2592 MACs (padding taps included)
+    conv = Layer(0, "conv", np.zeros((4, 2, 3, 3)), (2, 6, 6), (4, 6, 6), 0, 0, 1, padding=(1, 1))
+    assert synapse_counts([conv]) == [2048] and ann_macs([conv]) == [2592]
+    # without padding every tap meets an input: synapses = MACs
+    assert synapse_counts([Layer(0, "conv", np.zeros((4, 2, 3, 3)), (2, 6, 6), (4, 4, 4), 0, 0, 1)]) == [1152]
+
+
+def test_break_even_rates_by_hand():
+    rep = round_report()
+    be = rep["break_even"]
+    assert (be["fixed_pj"], be["variable_pj"]) == (pytest.approx(272.0), pytest.approx(130.5))
+    assert be["fixed_pj"] + be["variable_pj"] == pytest.approx(rep["snn_energy_per_inference_pj"], rel=1e-12)
+    assert be["current_spikes_per_synapse_per_inference"] == 118 / 416
+    assert be["max_scale"] == pytest.approx(128 / 3)  # L1: 128 updates, 3 spikes
+    rows = {r["ann"]: r for r in be["rows"]}
+    assert [r["ann"] for r in be["rows"]] == ["int8_with_memory", "fp32_with_memory", "int8_macs", "fp32_macs"]
+    for key, e_ann in ann_rows().items():
+        r = rows[key]
+        assert r["ann_energy_pj"] == pytest.approx(e_ann, rel=1e-12)
+        assert r["ratio_snn_over_ann"] == pytest.approx(402.5 / e_ann, rel=1e-12)
+        if e_ann <= 272:  # int8 MACs only: 95.68 pJ, below the neuron updates alone
+            assert key == "int8_macs" and not r["reachable"] and r["scale"] is None
+            assert r["spikes_per_synapse_per_inference"] is None and "neuron updates alone cost 0.272 nJ" in r["reason"]
+            continue
+        k = (e_ann - 272) / 130.5
+        assert r["reachable"] and r["scale"] == pytest.approx(k, rel=1e-12)
+        assert r["spikes_per_synapse_per_inference"] == pytest.approx(k * 118 / 416, rel=1e-12)
+        assert r["synops_per_inference"] == pytest.approx(k * 118, rel=1e-12)
+    # the int8 ANN with memory: k = 436.18 / 130.5 = 3.342 -> 0.948 spikes per synapse per inference
+    assert rows["int8_with_memory"]["spikes_per_synapse_per_inference"] == pytest.approx(0.94808, abs=1e-5)
+    text = format_energy(rep)
+    assert "ANN int8, MACs + memory (equally quantised): 0.708 nJ, SNN/ANN 0.568x -> break-even at 0.948 spikes/synapse/" \
+           "inference (k = 3.34; today's activity may grow x3.34)" in text
+    assert "ANN int8, MACs only: 0.0957 nJ, SNN/ANN 4.21x -> break-even none (not reachable by sparsity" in text
+
+
+def test_break_even_above_the_most_the_network_can_fire():
+    # one spike in a 128-update layer: k_max = 128; an ANN dearer than fixed + 128 x variable is never reached
+    t = Totals(1, inferences=1, in_events=[1], synops=[16], updates=[128], spikes=[1])
+    rep = energy_report(t, validate_profile({**ROUND, "synop_pj": 0.001}, "p.json"), [8 * 16], ["L0"], layers=[dense(0, 8, 16)])
+    row = {r["ann"]: r for r in rep["break_even"]["rows"]}["fp32_with_memory"]
+    assert rep["break_even"]["max_scale"] == 128 and row["scale"] > 128 and "costs less at any activity" in row["reason"]
+    # no events at all: nothing to scale
+    t = Totals(1, inferences=1, in_events=[0], synops=[0], updates=[128], spikes=[0])
+    rep = energy_report(t, validate_profile(ROUND, "p.json"), [128], ["L0"], layers=[dense(0, 8, 16)])
+    row = {r["ann"]: r for r in rep["break_even"]["rows"]}["fp32_with_memory"]
+    assert row["scale"] is None and not row["reachable"] and "no events counted" in row["reason"]
+
+
+def test_sensitivity_ratios_by_hand():
+    sens = round_report()["sensitivity"]
+    rows = {r["constant"]: r for r in sens["rows"]}
+    assert list(rows) == ["synop", "neuron_update", "spike", "ann_mac", "sram", "dram"]
+    # a user profile publishes no range: every SNN constant x0.5 / x2, labelled a factor
+    for key in ("synop", "neuron_update", "spike"):
+        assert (rows[key]["low_factor"], rows[key]["high_factor"], rows[key]["basis"]) == (0.5, 2.0, "factor")
+        assert "documented factor, not a published range" in rows[key]["source"]
+    assert rows["neuron_update"]["high_pj"] == {"neuron_update_active_pj": 6.0, "neuron_update_inactive_pj": 2.0}
+
+    def snn(syn: float = 1.0, upd: float = 1.0, spk: float = 1.0) -> float:
+        return 118 * syn + 5 * 3 * upd + 267 * upd + 5 * 0.5 * spk  # 118 synops, 5 active + 267 inactive updates, 5 spikes
+
+    assert snn() == 402.5
+    nominal = ann_rows()
+    expect = {
+        "synop": (snn(syn=0.5), snn(syn=2), nominal, nominal),
+        "neuron_update": (snn(upd=0.5), snn(upd=2), nominal, nominal),
+        "spike": (snn(spk=0.5), snn(spk=2), nominal, nominal),
+        "ann_mac": (snn(), snn(), ann_rows(mac=0.5), ann_rows(mac=2)),
+        "sram": (snn(), snn(), ann_rows(sram=0.5), ann_rows(sram=2)),
+        "dram": (snn(), snn(), nominal, nominal),  # every memory of this ANN is SRAM: DRAM's range changes nothing
+    }
+    for key, (e_lo, e_hi, ann_lo, ann_hi) in expect.items():
+        for row in nominal:
+            assert rows[key]["ratio_low"][row] == pytest.approx(e_lo / ann_lo[row], rel=1e-12), (key, row)
+            assert rows[key]["ratio_high"][row] == pytest.approx(e_hi / ann_hi[row], rel=1e-12), (key, row)
+    assert rows["dram"]["used"] is False and rows["sram"]["used"] is True
+    assert (rows["dram"]["low_pj"], rows["dram"]["high_pj"], rows["dram"]["basis"]) == ({"DRAM": 1300.0}, {"DRAM": 2600.0}, "published")
+    ext = sens["extremes"]
+    fav, unf = ext["favourable_to_snn"]["ratios"], ext["unfavourable_to_snn"]["ratios"]
+    for row in nominal:
+        assert fav[row] == pytest.approx(snn(0.5, 0.5, 0.5) / ann_rows(mac=2, sram=2)[row], rel=1e-12)
+        assert unf[row] == pytest.approx(snn(2, 2, 2) / ann_rows(mac=0.5, sram=0.5)[row], rel=1e-12)
+    # the equally quantised ANN: nominal 402.5 / 708.18 = 0.57 (SNN cheaper), least favourable 805 / 354.09 = 2.27
+    assert sens["flips"] == ["int8_with_memory"]
+    assert "verdict: flips within the ranges against ANN int8, MACs + memory (equally quantised)" in format_energy(round_report())
+
+
+def test_loihi_ranges_and_labels():
+    rows = {r["constant"]: r for r in report(LOIHI1)["sensitivity"]["rows"]}
+    # 23.6 pJ is Davies's minimum: no lower end; the spike's high end adds one N-S tile hop (4.0 pJ)
+    assert rows["synop"]["low_pj"] == {"synop_pj": 23.6} and rows["synop"]["high_pj"] == {"synop_pj": 47.2}
+    assert rows["synop"]["basis"] == "published low end; factor high end"
+    assert rows["spike"]["high_pj"]["spike_pj"] == pytest.approx(5.7) and rows["spike"]["basis"] == "published"
+    # ratio against the int8 ANN with memory at the synop's high end: (17082.3 + 118 x 23.6) / 708.18
+    assert rows["synop"]["ratio_high"]["int8_with_memory"] == pytest.approx((17082.3 + 118 * 23.6) / 708.18, rel=1e-12)
+    # every Loihi 1 break-even is out of reach: the 272 neuron updates alone cost 272 x 52 = 14.1 nJ > 4.36 nJ
+    assert not any(r["reachable"] for r in report(LOIHI1)["break_even"]["rows"])
+    rep = report(LOIHI2_HALA_POINT)
+    rows = {r["constant"]: r for r in rep["sensitivity"]["rows"]}
+    assert "spike" not in rows  # no separate spike figure to vary
+    assert rows["synop"]["low_pj"]["synop_pj"] == pytest.approx(1 / 15) and rows["synop"]["high_factor"] == 1.0
+    assert rows["neuron_update"]["high_factor"] == 1.0 and "upper bound" in rows["neuron_update"]["basis"]
+    # Hala Point: fixed 272 x 2600/240 = 2946.7 pJ, variable 118 x 2600/380; fp32 with memory 4363.6 pJ
+    be = {r["ann"]: r for r in rep["break_even"]["rows"]}["fp32_with_memory"]
+    assert be["scale"] == pytest.approx((4363.6 - 272 * 2600 / 240) / (118 * 2600 / 380), rel=1e-12)
+    text = format_energy(rep)
+    assert "UPPER BOUND estimate" in text and "MODELLED" in text and "MEASURED: none" in text
+    assert "UPPER BOUND" not in format_energy(report(LOIHI1))
+
+
+def test_report_json_is_additive_and_old_reports_are_analysed():
+    rep = json.loads(json.dumps(round_report()))
+    for key in ("profile", "inferences", "layers", "snn_energy_per_inference_pj", "ann", "ratio_snn_over_ann_fp32",
+                "ratio_snn_over_ann_int8", "ratio_snn_over_ann_fp32_with_memory", "ratio_snn_over_ann_int8_with_memory",
+                "latency"):
+        assert key in rep, key
+    assert rep["energy_version"] == 2 and rep["basis"]["energy"] == "modelled" and rep["basis"]["measured"] is None
+    assert rep["reference"]["break_even_spikes_per_synapse"] == [0.15, 1.4]
+    # a report written before these keys: analysed from its counts (dense layers: synapses = ANN MACs), same figures
+    old = {k: v for k, v in rep.items() if k not in ("totals", "break_even", "sensitivity", "basis", "reference",
+                                                     "profile_reading", "energy_version")}
+    old["layers"] = [{k: v for k, v in x.items() if k not in ("synapses", "spikes_per_synapse_per_inference", "spike_rate")}
+                     for x in rep["layers"]]
+    from dsqn.hw_sim.energy import analyse
+
+    again = json.loads(json.dumps(analyse(old)))
+    assert again["break_even"] == rep["break_even"] and again["sensitivity"] == rep["sensitivity"]
+    assert format_energy(old).splitlines()[1:] == format_energy(rep).splitlines()[1:]
+
+
+def test_synapse_counts_must_match_the_layers():
+    with pytest.raises(UserError, match="2 synapse counts for 3 layers"):
+        energy_report(totals(), LOIHI1, ann_macs(LAYERS), NAMES, synapses=[1, 2])
+
+
+def test_deploy_report_carries_the_reviewers_figures(net: Path, tmp_path: Path, capsys):
+    from dsqn.deploy.cli import main
+
+    rep_path = tmp_path / "r.json"
+    assert main([str(net), "--backend", "emu", "--episodes", "1", "--max-steps", "3", "--report", str(rep_path)]) == 0
+    out = capsys.readouterr().out
+    energy = json.loads(rep_path.read_text())["energy"]
+    for x in energy["layers"]:
+        assert x["synapses"] == x["ann_macs"]  # dense layers
+        assert x["spikes_per_synapse_per_inference"] == pytest.approx(x["synops"] / x["synapses"], rel=1e-12)
+    tot = energy["totals"]
+    assert tot["synops"] == pytest.approx(sum(x["synops"] for x in energy["layers"]), rel=1e-12)
+    assert f"{tot['spikes_per_synapse_per_inference']:.3g} total (" in out
+    assert [r["ann"] for r in energy["break_even"]["rows"]] == ["int8_with_memory", "fp32_with_memory", "int8_macs", "fp32_macs"]
+    assert "break-even (modelled)" in out and "sensitivity (modelled)" in out and "verdict: " in out
+    assert "every energy below is MODELLED" in out and "MEASURED: none" in out
