@@ -23,7 +23,7 @@ from dsqn import figures as F
 from dsqn.errors import ArgumentParser, UserError, cli_entry
 from dsqn.fileio import atomic_write_text, check_input_file, check_output_dir, check_output_file
 
-from .energy import PROFILES
+from .energy import ANN_ROWS, BASIS, PROFILE_READING, PROFILES, analyse
 
 FIGURE_ORDER = ("activity", "synops", "energy", "ann", "raster", "score", "latency")
 
@@ -291,12 +291,64 @@ def _captions(report: dict) -> dict[str, str]:
         "ann": "Linear axis: bar lengths compare as the energies do. The ANN of the same shape is priced at Horowitz (ISSCC 2014): "
                "MACs only, and MACs plus memory traffic (hatched; ANN fp32 (MACs + memory), ANN int8 (MACs + memory)). "
                f"SNN / this: the SNN under the report's profile ({_esc(energy['profile']['name'])}, top bar) divided by the bar; "
-               "the other SNN bars are recomputed from this run's counts under the other built-in profiles.",
+               "the other SNN bars are recomputed from this run's counts under the other built-in profiles. All bars are "
+               "modelled, none measured; " + "; ".join(f"{_esc(name)}: {_esc(text)}" for name, text in PROFILE_READING.items()
+                                                      if any(p["name"] == name for p in profiles)) + ".",
         "raster": "Spikes of the first inference; each layer over its own T-step window.",
         "score": "Return of each episode of this deployment.",
         "latency": (f"Each layer works on an inference from step i + 1 to step T + i (one step of synaptic delay per layer). "
                     f"Time per timestep: {_esc(lat.get('time_source'))}." if lat else ""),
     }
+
+
+def _x(r: float) -> str:
+    return f"{r:.3g}×"
+
+
+def reviewer_html(energy: dict) -> str:
+    """Modelled/measured, spikes per synapse, break-even and sensitivity tables (hw_sim.energy.analyse; recomputed from
+    the counts for a report written before them)."""
+    a = energy if "break_even" in energy else {**energy, **analyse(energy)}
+    basis, tot, be, sens = a.get("basis") or BASIS, a["totals"], a["break_even"], a["sensitivity"]
+    ref = a["reference"]["break_even_spikes_per_synapse"]
+    rows = "".join(
+        f"<tr><td style='text-align:left'>{_esc(r['label'])}</td><td>{r['ann_energy_pj'] / 1e3:.3g}</td>"
+        f"<td>{_x(r['ratio_snn_over_ann'])}</td><td>" + (f"{r['spikes_per_synapse_per_inference']:.3g}</td><td>{r['scale']:.3g}"
+                                                         if r["reachable"] else "none</td><td>–")
+        + f"</td><td style='text-align:left'>{_esc(r['reason'])}</td></tr>" for r in be["rows"])
+    cols = [k for k, _ in ANN_ROWS if k in sens["nominal"]]
+    head = "".join(f"<th>{_esc(dict(ANN_ROWS)[k])}: low / high</th>" for k in cols)
+    srows = "".join(
+        f"<tr><td style='text-align:left'>{_esc(r['label'])}</td><td>{' / '.join(f'{v:.3g}' for v in r['nominal_pj'].values())}</td>"
+        f"<td>{' / '.join(f'{v:.3g}' for v in r['low_pj'].values())} to {' / '.join(f'{v:.3g}' for v in r['high_pj'].values())}</td>"
+        f"<td style='text-align:left'>{_esc(r['basis'])}</td>"
+        + ("".join(f"<td>{_x(r['ratio_low'][k])} / {_x(r['ratio_high'][k])}</td>" for k in cols) if r["used"]
+           else f"<td colspan='{len(cols)}'>not used by this network's ANN</td>") + "</tr>" for r in sens["rows"])
+    ext = sens["extremes"]
+    srows += ("<tr><td style='text-align:left'>all at once: most / least favourable to the SNN</td><td></td><td></td><td></td>"
+              + "".join(f"<td>{_x(ext['favourable_to_snn']['ratios'][k])} / {_x(ext['unfavourable_to_snn']['ratios'][k])}</td>"
+                        for k in cols) + "</tr>")
+    flips = [dict(ANN_ROWS)[k] for k in sens["flips"]]
+    verdict = ("the verdict flips within the ranges against " + ", ".join(flips) if flips
+               else "the verdict is the same at every end of every range")
+    sources = "".join(f"<li>{_esc(r['label'])}: {_esc(r['source'])}</li>" for r in sens["rows"])
+    return f"""<p id="basis"><b>Modelled, not measured.</b> Every energy on this page is modelled: {_esc(basis['modelled'])}.
+Measured: {_esc(basis['measured_note'])}. Reading of this profile: {_esc(a.get('profile_reading') or '')}.</p>
+<h2>Against an ANN of the same shape: break-even activity</h2>
+<p>Spikes per synapse per inference (synops / synapses, counted): <b>{tot['spikes_per_synapse_per_inference']:.3g}</b>
+({tot['synops']:.1f} synops over {tot['synapses']} synapses); spike rate {tot['spike_rate']:.3g} per neuron per timestep.
+Dampfhoffer et al. (IEEE TETCI 2023) find spiking networks competitive only below about {ref[0]:g}–{ref[1]:g} spikes per
+synapse per inference. Break-even: every event count scaled by one factor k, the neuron updates fixed
+({be['fixed_pj'] / 1e3:.3g} nJ at zero events, modelled); the rate at which the SNN's modelled energy equals each row.</p>
+<table id="break-even"><tr><th>ANN row (modelled)</th><th>ANN nJ</th><th>SNN / ANN now</th><th>break-even spikes/synapse/inference
+(now {be['current_spikes_per_synapse_per_inference']:.3g})</th><th>k</th><th>note</th></tr>{rows}</table>
+<h2>Sensitivity to the energy constants</h2>
+<p>SNN / ANN with one constant at the low and the high end of its range, the others nominal (nominal:
+{' | '.join(_x(sens['nominal'][k]) for k in cols)}); {verdict}. Ranges: published where a source publishes one, else a
+documented factor, labelled "factor".</p>
+<table id="sensitivity"><tr><th>constant</th><th>nominal pJ</th><th>range pJ</th><th>basis</th>{head}</tr>{srows}</table>
+<ul id="range-sources">{sources}</ul>
+"""
 
 
 def render_page(report: dict, svgs: dict[str, bytes], figure_dir: str | None = None) -> str:
@@ -320,9 +372,16 @@ def render_page(report: dict, svgs: dict[str, bytes], figure_dir: str | None = N
         links = (" " + " ".join(f'<a href="{_esc(figure_dir)}/{name}.{fmt}">{fmt.upper()}</a>' for fmt in F.FORMATS)
                  if figure_dir is not None else "")
         blocks.append(f'<figure id="fig-{name}">{F.inline_svg(svgs[name], name)}<figcaption>{captions[name]}{links}</figcaption></figure>')
+    reviewer = reviewer_html(energy)
+    tot = energy.get("totals") or analyse(energy)["totals"]
+    total_row = {"name": "total", "in_events": tot["in_events"], "synops": tot["synops"], "synapses": tot["synapses"],
+                 "neuron_updates": tot["neuron_updates"], "spikes": tot["spikes"],
+                 "energy_pj": {"total": energy["snn_energy_per_inference_pj"]}, "ann_macs": ann["macs_per_inference"]}
     rows = "".join(
-        f"<tr><td>{_esc(x['name'])}</td><td>{x['in_events']:.1f}</td><td>{x['synops']:.1f}</td><td>{x['neuron_updates']:.0f}</td>"
-        f"<td>{x['spikes']:.1f}</td><td>{x['energy_pj']['total'] / 1e3:.3f}</td><td>{x['ann_macs']}</td></tr>" for x in layers)
+        f"<tr><td>{_esc(x['name'])}</td><td>{x['in_events']:.1f}</td><td>{x['synops']:.1f}</td>"
+        f"<td>{x.get('synapses') or x['ann_macs']}</td><td>{x['synops'] / max(1, x.get('synapses') or x['ann_macs']):.3f}</td>"
+        f"<td>{x['neuron_updates']:.0f}</td><td>{x['spikes']:.1f}</td><td>{x['energy_pj']['total'] / 1e3:.3f}</td>"
+        f"<td>{x['ann_macs']}</td></tr>" for x in [*layers, total_row])
     est = f" under profile {_esc(energy['profile']['name'])} [status: {_esc(status)}]"
     mem_text = (f"; {mem['fp32']['energy_pj'] / 1e3:.2f} nJ (fp32) / {mem['int8']['energy_pj'] / 1e3:.2f} nJ (int8) counting "
                 f"also its memory reads and writes (weights in {_esc(mem['fp32']['weights_in'])} / {_esc(mem['int8']['weights_in'])})"
@@ -343,7 +402,8 @@ table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:3px 8px;t
 ± {eps['std_return']:.1f} over {len(eps['returns'])} episodes. Energy: <b>{energy['snn_energy_per_inference_pj'] / 1e3:.2f} nJ</b>
 per inference{est} versus {ann['fp32_energy_pj'] / 1e3:.2f} nJ (fp32) / {ann['int8_energy_pj'] / 1e3:.2f} nJ (int8) for an ANN
 of the same shape counting MACs only{mem_text}: ratio SNN/ANN-fp32 = {energy['ratio_snn_over_ann_fp32']:.2f}x (MACs only).{lat_text}</p>
-<table id="layers"><tr><th>layer</th><th>input events</th><th>synaptic ops</th><th>neuron updates</th><th>spikes</th><th>energy nJ</th><th>ANN MACs</th></tr>{rows}</table>
+<table id="layers"><tr><th>layer</th><th>input events</th><th>synaptic ops</th><th>synapses</th><th>spikes per synapse per inference</th><th>neuron updates</th><th>spikes</th><th>energy nJ (modelled)</th><th>ANN MACs</th></tr>{rows}</table>
+{reviewer}
 {''.join(blocks)}
 <p>Sources: [{_esc(status)}] {_esc(energy['profile']['source'])}. {_esc(ann['source'])}. {_esc(energy['profile'].get('note', ''))}
 {_esc(mem['source'] + '; assumptions: ' + mem['assumptions']) if mem else ''}</p>

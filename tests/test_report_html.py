@@ -79,3 +79,39 @@ def test_report_cli_rejects_bad_input(tmp_path: Path):
     r = subprocess.run([str(BIN / "dsqn-report"), str(bad)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "not a dsqn-deploy report" in r.stderr
     assert not (tmp_path / "bad.html").exists()
+
+
+def test_page_shows_spikes_per_synapse_break_even_and_sensitivity(page: Path):
+    text = page.read_text()
+    energy = json.loads((page.parent / "r.json").read_text())["energy"]
+    tot = energy["totals"]
+    assert "<b>Modelled, not measured.</b>" in text and "Measured: none" in text
+    assert f"Spikes per synapse per inference (synops / synapses, counted): <b>{tot['spikes_per_synapse_per_inference']:.3g}</b>" in text
+    table = re.search(r'<table id="break-even">.*?</table>', text, re.S).group(0)
+    cells = re.findall(r"<tr><td style='text-align:left'>(.*?)</td><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td>", table)
+    assert [c[0] for c in cells] == [r["label"] for r in energy["break_even"]["rows"]]
+    for (_, nj, ratio, rate), row in zip(cells, energy["break_even"]["rows"]):
+        assert (nj, ratio) == (f"{row['ann_energy_pj'] / 1e3:.3g}", f"{row['ratio_snn_over_ann']:.3g}×")
+        assert rate == (f"{row['spikes_per_synapse_per_inference']:.3g}" if row["reachable"] else "none")
+    sens = re.search(r'<table id="sensitivity">.*?</table>', text, re.S).group(0)
+    synop = next(r for r in energy["sensitivity"]["rows"] if r["constant"] == "synop")
+    assert (f"<td>{synop['ratio_low']['int8_with_memory']:.3g}× / {synop['ratio_high']['int8_with_memory']:.3g}×</td>"
+            in sens)
+    # the per-layer table ends with the totals
+    assert f"<tr><td>total</td><td>{tot['in_events']:.1f}</td><td>{tot['synops']:.1f}</td><td>{tot['synapses']}</td>" in text
+
+
+def test_a_report_written_before_the_reviewer_figures_renders_them(tmp_path: Path):
+    from dsqn.hw_sim.energy import LOIHI2_HALA_POINT
+    from dsqn.hw_sim.report_html import render_page
+
+    old = json.loads((Path(__file__).parent.parent / "results/CartPole-v1__seed1/report.emu.json").read_text())
+    assert "break_even" not in old["energy"]  # committed before them
+    text = render_page(old, {})
+    # CartPole seed 1: 1040 neuron updates x 52 pJ = 54.1 nJ at zero events > the int8 ANN with memory (7.34 nJ)
+    assert "the neuron updates alone cost 54.1 nJ, the ANN 7.34 nJ" in text
+    energy = old["energy"]
+    assert f"<b>{sum(x['synops'] for x in energy['layers']) / sum(x['ann_macs'] for x in energy['layers']):.3g}</b>" in text
+    old["energy"]["profile"] = {**old["energy"]["profile"], **{k: getattr(LOIHI2_HALA_POINT, k) for k in (
+        "name", "synop_pj", "neuron_update_active_pj", "neuron_update_inactive_pj", "spike_pj")}}
+    assert "UPPER BOUND estimate" in render_page(old, {})
