@@ -9,8 +9,8 @@ target forward, backward, Adam step) and the resulting env-steps/s of the traini
 rows are timed round-robin (one call of each in turn), so load on a shared machine drifts over all of them
 alike and the printed ratios hold even when the absolute times wander.
 
-    python benchmarks/train_speed.py [--env-id CartPole-v1] [--repeats 200] [--device cpu|cuda] [--timesteps T]
-    python benchmarks/train_speed.py --env-id Breakout --preset data-efficient [--timesteps 64] --no-lavadl
+    python benchmarks/train_speed.py [--env-id CartPole-v1] [--repeats 200] [--device cpu|cuda] [--snn-steps T]
+    python benchmarks/train_speed.py --env-id Breakout --preset data-efficient [--snn-steps 64] --no-lavadl
 
 env steps/s = 1 / (act + env step + (replay sample + update) / train_freq): the loop of dsqn-train, each part timed.
 
@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 with contextlib.redirect_stdout(io.StringIO()):
-    from dsqn.train.config import TrainConfig, resolve
+    from dsqn.train.config import make_config
     from dsqn.train.dqn import AnnQNet, build
     from dsqn.train.replay import FrameReplay, ReplayBuffer
 
@@ -145,7 +145,7 @@ def td3_rows(cfg, repeats: int) -> None:  # type: ignore[no-untyped-def]
     from dsqn.train.td3 import TD3
 
     algos = [(name, TD3(dataclasses.replace(cfg, actor=actor), torch.device("cpu")))
-             for name, actor in ((f"TD3, spiking actor (T={cfg.timesteps})", "snn"), ("TD3, ANN actor (same shape)", "ann"))]
+             for name, actor in ((f"TD3, spiking actor (T={cfg.snn_steps})", "snn"), ("TD3, ANN actor (same shape)", "ann"))]
     spec = algos[0][1].spec
     rb = ReplayBuffer(10_000, tuple(spec.input_shape), seed=0, action_shape=algos[0][1].action_shape)
     rng = np.random.default_rng(0)
@@ -177,9 +177,9 @@ def td3_rows(cfg, repeats: int) -> None:  # type: ignore[no-untyped-def]
     for (name, _), ta, tu in zip(algos, t_act, t_upd):
         rates.append(1e3 / (ta + t_env + tu + t_rb))
         print(f"{name:<40} {ta:>8.3f} {tu:>10.3f} {t_env:>8.4f} {t_rb:>9.3f} {rates[-1]:>12.1f}")
-    steps = cfg.total_steps - cfg.learning_starts
+    steps = cfg.total_timesteps - cfg.learning_starts
     print(f"spiking/ANN: update x{t_upd[0] / t_upd[1]:.2f}, env steps/s x{rates[0] / rates[1]:.2f}; the {steps} learning "
-          f"steps of a {cfg.total_steps}-step run: ~{steps / rates[0] / 60:.0f} vs ~{steps / rates[1] / 60:.0f} min")
+          f"steps of a {cfg.total_timesteps}-step run: ~{steps / rates[0] / 60:.0f} vs ~{steps / rates[1] / 60:.0f} min")
 
 
 def main() -> None:
@@ -187,7 +187,7 @@ def main() -> None:
     p.add_argument("--env-id", default="CartPole-v1")
     p.add_argument("--repeats", type=int, default=200)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--timesteps", type=int, default=0, help="T of the spiking network (0 = the config default)")
+    p.add_argument("--snn-steps", type=int, default=0, help="T of the spiking network (0 = the config default)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--preset", default="", help="Atari preset (paper, data-efficient, cpu): its T, batch and update period")
     p.add_argument("--batch", type=int, default=0, help="batch size (0 = the config default)")
@@ -202,19 +202,13 @@ def main() -> None:
 
         exact_matmul_settings()
         SYNC["fn"] = torch.cuda.synchronize
-    explicit = {"timesteps"} if args.timesteps else set()
-    if args.batch:
-        explicit.add("batch_size")
-    if args.preset:
-        explicit.add("preset")
+    given = {k: v for k, v in (("snn_steps", args.snn_steps), ("batch_size", args.batch)) if v}
     from dsqn.envs import is_continuous
 
     if is_continuous(args.env_id):
-        td3_rows(resolve(TrainConfig(env_id=args.env_id, timesteps=args.timesteps or 5, batch_size=args.batch or 256),
-                         explicit), args.repeats)
+        td3_rows(make_config(args.env_id, out="unused", **{"batch_size": 256, **given}), args.repeats)
         return
-    cfg = resolve(TrainConfig(env_id=args.env_id, timesteps=args.timesteps or 8, batch_size=args.batch or 64,
-                              preset=args.preset), explicit)
+    cfg = make_config(args.env_id, preset=args.preset, out="unused", **{"batch_size": 64, **given})
     snn, spec, enc = build(cfg)
     snn_t, _, _ = build(cfg)
     hi = 256 if enc.kind == "pixels" else 40

@@ -39,6 +39,11 @@ HUMAN_RANDOM = {
 }
 HUMAN_RANDOM_SOURCE = "DQN Zoo (deepmind/dqn_zoo, dqn_zoo/atari_data.py)"
 ATARI_FRAMES_CAP = 108_000
+# Mnih et al. 2015's evaluation protocol (followed by the DSQN paper and the reference scores): at most five minutes
+# of play per episode, 18,000 frames = 4500 agent steps at frame skip 4. An episode cut shorter is not a score.
+ATARI_EVAL_STEPS = 4_500
+# The seed of the final evaluation's first episode (dsqn-train) and dsqn-deploy's default: the same episodes.
+FINAL_EVAL_SEED = 20_000_000
 
 
 def atari_game(env_id: str) -> str | None:
@@ -69,13 +74,25 @@ def mean_ci95(returns: list[float], resamples: int = 10_000, seed: int = 0) -> t
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def score_summary(env_id: str, returns: list[float]) -> dict:
+def truncated_episodes(env_id: str, capped: int, max_steps: int) -> int:
+    """How many of the ``capped`` episodes (stopped at ``max_steps`` by the evaluation, not by the environment) were cut
+    short of a full episode: all of them, except for Atari at the protocol's cap (ATARI_EVAL_STEPS) or above."""
+    if atari_game(env_id) is not None and max_steps >= ATARI_EVAL_STEPS:
+        return 0
+    return int(capped)
+
+
+def score_summary(env_id: str, returns: list[float], truncated: int = 0) -> dict:
     """Mean, std, 95 % interval of the mean, and for the paper's games the human-normalised mean with the
-    random and human reference scores and whether the interval excludes the random score."""
+    random and human reference scores and whether the interval excludes the random score. ``truncated``
+    episodes (cut short by an evaluation cap, see :func:`truncated_episodes`) make the mean no score: it is marked
+    and not human-normalised."""
     mean = float(np.mean(returns))
     lo, hi = mean_ci95(returns)
     out = {"mean": mean, "std": float(np.std(returns)), "ci95": [lo, hi], "human_normalized": human_normalized(env_id, mean)}
     game = atari_game(env_id)
+    if truncated:
+        return {**out, "human_normalized": None, "truncated": int(truncated)}
     if game in HUMAN_RANDOM:
         rnd, human = HUMAN_RANDOM[game]
         out.update({"random_score": rnd, "human_score": human, "reference_source": HUMAN_RANDOM_SOURCE,
@@ -84,14 +101,15 @@ def score_summary(env_id: str, returns: list[float]) -> dict:
     return out
 
 
-def make_atari(game: str, train: bool) -> gym.Env:
+def make_atari(game: str, train: bool, render_mode: str | None = None) -> gym.Env:
     """Standard DQN preprocessing: up to 30 no-op starts, frame skip 4 with max over the last two frames,
     84x84 grayscale, 4 stacked frames, the 108k-frame cap; life loss ends an episode only in training."""
     import ale_py
     from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
 
     gym.register_envs(ale_py)
-    env = gym.make(f"ALE/{game}-v5", frameskip=1, repeat_action_probability=0.0, max_num_frames_per_episode=ATARI_FRAMES_CAP)
+    env = gym.make(f"ALE/{game}-v5", frameskip=1, repeat_action_probability=0.0, max_num_frames_per_episode=ATARI_FRAMES_CAP,
+                   render_mode=render_mode)
     env = AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84, terminal_on_life_loss=train, grayscale_obs=True)
     return FrameStackObservation(env, 4)
 
@@ -123,10 +141,11 @@ def unknown_env_hint(env_id: str, game: str | None) -> str:
     return f"; did you mean {' or '.join(close)}?" if close else ""
 
 
-def make_env(env_id: str, seed: int | None = None, train: bool = False) -> gym.Env:
+def make_env(env_id: str, seed: int | None = None, train: bool = False, render_mode: str | None = None) -> gym.Env:
     game = atari_game(env_id)
     try:
-        env = make_atari(game, train) if game is not None else gym.make(env_id)
+        kw = {} if render_mode is None else {"render_mode": render_mode}  # envs without a render_mode argument exist
+        env = make_atari(game, train, render_mode) if game is not None else gym.make(env_id, **kw)
     except (gym.error.Error, ImportError) as exc:  # ImportError: an id "module:Env" whose module is missing
         why = " ".join(str(exc).split())
         if isinstance(exc, gym.error.NameNotFound | gym.error.NamespaceNotFound | gym.error.VersionNotFound):

@@ -106,7 +106,7 @@ case "$cmd" in
         OUT=${DEMO_DIR:-demo}
         mkdir -p "$OUT"
         export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-        "$VENV/bin/dsqn-train" --env-id CartPole-v1 --total-steps "${DEMO_STEPS:-15000}" --out "$OUT" "$@"
+        "$VENV/bin/dsqn-train" --env-id CartPole-v1 --total-timesteps "${DEMO_STEPS:-15000}" --out "$OUT" "$@"
         "$VENV/bin/dsqn-export" "$OUT/model.pt"
         "$VENV/bin/dsqn-deploy" "$OUT/model.net" --backend sim --episodes 2 --max-steps 200 --report "$OUT/report.sim.json"
         ;;

@@ -3,10 +3,10 @@
 ```yaml
 study: cartpole-energy          # default study name (--study wins)
 n_trials: 30                    # the study's trial budget, across all workers (--n-trials wins)
-fixed: {env_id: CartPole-v1, total_steps: 30000}   # dsqn-train options of every trial
+fixed: {env_id: CartPole-v1, total_timesteps: 30000}   # dsqn-train options of every trial
 params:                         # sampled per trial (Optuna's TPE)
   lr: {low: 1.0e-4, high: 3.0e-3, log: true}
-  timesteps: {choices: [4, 8, 16]}
+  snn_steps: {choices: [4, 8, 16]}
   hidden: {choices: ["32 32", "64 64"]}   # list fields: choices, each a list or a space-separated string
 pruner: {n_startup_trials: 5, n_warmup_steps: 5000}
 deploy: {profile: loihi1-davies2018}
@@ -217,12 +217,11 @@ class SearchSpace:
 def _check_with_train_validate(fixed: dict[str, Any], key: str, value: Any, what: str) -> None:
     """The value as dsqn-train would see it (env defaults filled, every option validated); key '' with a dict
     value checks several fields at once (a bundle choice)."""
-    from dsqn.train.config import TrainConfig, resolve
+    from dsqn.train.config import make_config
 
     extra = value if isinstance(value, dict) and not key else ({key: value} if key else {})
-    cfg = TrainConfig(**{**fixed, **extra})
     try:
-        resolve(cfg, set(fixed) | set(extra))
+        make_config(**{"out": "unused", **fixed, **extra})
     except UserError as exc:
         raise UserError(f"{what}: dsqn-train refuses it: {exc}") from None
 

@@ -17,18 +17,18 @@ from dsqn.checkpoint import load_checkpoint, model_from_checkpoint
 from dsqn.deploy.closed_loop import make_policy, run_episodes
 from dsqn.envs import human_normalized
 from dsqn.netfile import read_netfile
-from dsqn.train.config import TrainConfig, resolve
+from dsqn.train.config import make_config
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def test_paper_hyperparameters_are_the_atari_default():
-    cfg = resolve(TrainConfig(env_id="Pong"), set())
-    assert (cfg.arch, cfg.timesteps, cfg.lr, cfg.batch_size, cfg.buffer_size) == ("nature", 64, 1e-4, 32, 1_000_000)
+    cfg = make_config(env_id="Pong")
+    assert (cfg.arch, cfg.snn_steps, cfg.lr, cfg.batch_size, cfg.buffer_size) == ("nature", 64, 1e-4, 32, 1_000_000)
     assert (cfg.learning_starts, cfg.target_update, cfg.train_freq, cfg.eps_end, cfg.eval_epsilon) == (50_000, 10_000, 4, 0.1, 0.05)
-    assert cfg.eps_fraction * cfg.total_steps == pytest.approx(1_000_000)
-    assert resolve(TrainConfig(env_id="Pong", timesteps=16), {"timesteps"}).timesteps == 16
+    assert cfg.eps_decay_steps == 1_000_000  # epsilon 1 -> 0.1 over 1M steps, whatever the budget
+    assert make_config(env_id="Pong", snn_steps=16).snn_steps == 16
     assert human_normalized("ALE/Breakout-v5", 30.5) == pytest.approx(1.0)
     assert human_normalized("Pong", -20.7) == pytest.approx(0.0)
 
@@ -37,24 +37,24 @@ def test_data_efficient_preset_and_reference_scores():
     from dsqn.envs import HUMAN_RANDOM, PAPER_GAMES
     from dsqn.errors import UserError
 
-    cfg = resolve(TrainConfig(env_id="Krull", preset="data-efficient"), {"preset"})
-    assert (cfg.preset, cfg.timesteps, cfg.total_steps, cfg.learning_starts, cfg.train_freq, cfg.target_update) == \
+    cfg = make_config(env_id="Krull", preset="data-efficient")
+    assert (cfg.preset, cfg.snn_steps, cfg.total_timesteps, cfg.learning_starts, cfg.train_freq, cfg.target_update) == \
         ("data-efficient", 8, 100_000, 1_600, 1, 2_000)
-    assert (cfg.n_step, cfg.eps_end, cfg.eps_fraction * cfg.total_steps, cfg.final_eval_episodes, cfg.eval_epsilon) == \
-        (10, 0.01, pytest.approx(5_000), 30, 0.05)
-    assert resolve(TrainConfig(env_id="Krull", preset="data-efficient", timesteps=16), {"preset", "timesteps"}).timesteps == 16
-    cpu = resolve(TrainConfig(env_id="Krull", preset="cpu"), {"preset"})
-    assert dataclasses.replace(cpu, preset="data-efficient", train_freq=1) == cfg  # only the replay ratio differs
-    short = resolve(TrainConfig(env_id="Krull", preset="cpu-session"), {"preset"})
-    assert short.total_steps == 40_000 and short.eps_fraction * short.total_steps == pytest.approx(5_000)
-    assert dataclasses.replace(short, preset="cpu", total_steps=100_000, eps_fraction=cpu.eps_fraction, eval_episodes=10) == cpu
-    assert {resolve(TrainConfig(env_id="Krull", preset=p), {"preset"}).eval_max_steps
+    assert (cfg.n_step, cfg.eps_end, cfg.eps_decay_steps, cfg.final_eval_episodes, cfg.eval_epsilon) == \
+        (10, 0.01, 5_000, 30, 0.05)
+    assert make_config(env_id="Krull", preset="data-efficient", snn_steps=16).snn_steps == 16
+    cpu = make_config(env_id="Krull", preset="cpu")
+    assert dataclasses.replace(cpu, preset="data-efficient", train_freq=1, out=cfg.out) == cfg  # only the replay ratio differs
+    short = make_config(env_id="Krull", preset="cpu-session")
+    assert short.total_timesteps == 40_000 and short.eps_decay_steps == 5_000
+    assert dataclasses.replace(short, preset="cpu", total_timesteps=100_000, eval_episodes=10, out=cpu.out) == cpu
+    assert {make_config(env_id="Krull", preset=p).eval_max_steps
             for p in ("paper", "data-efficient", "cpu", "cpu-session")} == {4_500}  # 5 minutes of play (Mnih et al. 2015)
-    assert resolve(TrainConfig(env_id="Krull"), set()).preset == "paper"
+    assert make_config(env_id="Krull").preset == "paper"
     with pytest.raises(UserError, match="--preset fast: unknown"):
-        resolve(TrainConfig(env_id="Krull", preset="fast"), {"preset"})
+        make_config(env_id="Krull", preset="fast")
     with pytest.raises(UserError, match="--preset paper: presets are Atari"):
-        resolve(TrainConfig(env_id="CartPole-v1", preset="paper"), {"preset"})
+        make_config(env_id="CartPole-v1", preset="paper")
     assert set(HUMAN_RANDOM) == set(PAPER_GAMES) and len(PAPER_GAMES) == 17
     assert human_normalized("Krull", 2665.5) == pytest.approx(1.0) and human_normalized("VideoPinball", 16256.9) == 0.0
 
@@ -69,8 +69,8 @@ def test_calibrated_init_wakes_the_nature_networks_deeper_layers():
     from dsqn.qnet import SpikingQNet
     from dsqn.train.dqn import build, calibrate
 
-    cfg = resolve(TrainConfig(env_id="Krull", preset="cpu-session"), {"preset"})
-    assert cfg.init_rate == 0.1 and resolve(TrainConfig(env_id="CartPole-v1"), set()).init_rate == 0.0
+    cfg = make_config(env_id="Krull", preset="cpu-session")
+    assert cfg.init_rate == 0.1 and make_config(env_id="CartPole-v1").init_rate == 0.0
     torch.manual_seed(3)
     _, spec, encoder = build(dataclasses.replace(cfg, init_rate=0.0))
     plain = SpikingQNet(spec)
@@ -102,7 +102,7 @@ def test_calibrated_init_wakes_the_nature_networks_deeper_layers():
         else:
             assert torch.equal(before, after), name
     with pytest.raises(Exception, match="--init-rate 1.0"):
-        resolve(TrainConfig(env_id="Krull", init_rate=1.0), {"init_rate"})
+        make_config(env_id="Krull", init_rate=1.0)
 
 
 def test_unknown_game_lists_the_papers_games(tmp_path: Path):
@@ -117,7 +117,7 @@ def test_unknown_game_lists_the_papers_games(tmp_path: Path):
 @pytest.mark.lava
 def test_breakout_train_export_deploy(tmp_path: Path):
     r = subprocess.run([str(BIN / "dsqn-train"), "--env-id", "Breakout", "--total-steps", "60", "--learning-starts", "30",
-                        "--batch-size", "2", "--timesteps", "8", "--eval-every", "60", "--eval-episodes", "1",
+                        "--batch-size", "2", "--snn-steps", "8", "--eval-every", "60", "--eval-episodes", "1",
                         "--final-eval-episodes", "1", "--eval-max-steps", "20", "--buffer-size", "200", "--out", str(tmp_path),
                         "--no-progress"], capture_output=True, text=True, timeout=900, env=ENV)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -157,7 +157,7 @@ def test_breakout_train_export_deploy(tmp_path: Path):
     assert log.actions[0] != own
 
 
-TINY_ATARI = ["--env-id", "Breakout", "--learning-starts", "30", "--batch-size", "2", "--timesteps", "8", "--eval-every", "1000",
+TINY_ATARI = ["--env-id", "Breakout", "--learning-starts", "30", "--batch-size", "2", "--snn-steps", "8", "--eval-every", "1000",
               "--eval-episodes", "1", "--final-eval-episodes", "1", "--eval-max-steps", "20", "--buffer-size", "1000",
               "--checkpoint-every", "40", "--n-step", "3", "--no-progress"]
 
@@ -246,7 +246,7 @@ def test_ann_nature_dqn_baseline_trains_in_the_same_loop_and_is_not_exported(tmp
                       "convs.2.bias": (64,), "convs.4.weight": (64, 64, 3, 3), "convs.4.bias": (64,),
                       "head.0.weight": (512, 3136), "head.0.bias": (512,), "head.2.weight": (4, 512), "head.2.bias": (4,)}
     assert ckpt["step"] == 60 and ckpt["replay"]["file"].startswith("replay-60-")
-    _, spec, _ = build(resolve(TrainConfig(env_id="Breakout"), set()))
+    _, spec, _ = build(make_config(env_id="Breakout"))
     q = AnnQNet(spec)(torch.zeros(2, 4, 84, 84))
     assert q.shape == (2, 4)
     r = subprocess.run([str(BIN / "dsqn-export"), str(run / "model.pt")], capture_output=True, text=True, timeout=300, env=ENV)

@@ -231,7 +231,7 @@ def test_interrupted_run_resumes_its_own_budget_in_its_own_folder(tmp_path: Path
     assert code == 130 and "interrupted" in err, err
     ckpt_path = a / "run" / "model.pt"
     ckpt = torch.load(ckpt_path, weights_only=True)
-    assert ckpt["step"] == 100 and json.loads(ckpt["config_json"])["total_steps"] == 300
+    assert ckpt["step"] == 100 and json.loads(ckpt["config_json"])["total_timesteps"] == 300
     monkeypatch.setattr(runner, "evaluate", real_evaluate)
     stale = a / "run" / f".model.pt.tmp{dead_pid()}"  # what a SIGKILL during torch.save leaves
     stale.write_bytes(b"half a checkpoint")
@@ -242,10 +242,10 @@ def test_interrupted_run_resumes_its_own_budget_in_its_own_folder(tmp_path: Path
     code, out, err, _ = call(train_main, ["--resume", str(ckpt_path), "--no-progress"])
     assert code == 0, err
     ckpt = torch.load(ckpt_path, weights_only=True)
-    assert ckpt["step"] == 300 and json.loads(ckpt["config_json"])["total_steps"] == 300
+    assert ckpt["step"] == 300 and json.loads(ckpt["config_json"])["total_timesteps"] == 300
     assert not stale.exists() and live.exists()
     assert list(b.iterdir()) == [], "nothing written where the resumed run was started"
-    assert json.loads((a / "run" / "config.json").read_text())["total_steps"] == 300
+    assert json.loads((a / "run" / "config.json").read_text())["total_timesteps"] == 300
     live.unlink()
 
     # an explicit --out (relative to the new cwd) and budget: written there; the original run is left as it was

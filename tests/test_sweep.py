@@ -4,7 +4,6 @@ report, resume, bad input) and a throwaway PostgreSQL server with two workers, o
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import glob
 import json
 import os
@@ -26,9 +25,9 @@ from dsqn.sweep.space import load_space, parse_space
 from dsqn.sweep.study import median_prune, non_dominated, value_at, with_driver
 
 # The same tiny budget for every trial: ~10-20 s each on two shared cores.
-TINY = {"env_id": "CartPole-v1", "total_steps": 400, "learning_starts": 100, "eval_every": 100, "eval_episodes": 2,
+TINY = {"env_id": "CartPole-v1", "total_timesteps": 400, "learning_starts": 100, "eval_every": 100, "eval_episodes": 2,
         "final_eval_episodes": 2, "batch_size": 16}  # hidden: swept (PARAMS)
-PARAMS = {"lr": {"low": "1e-4", "high": 3e-3, "log": True}, "timesteps": {"choices": [4, 8]},
+PARAMS = {"lr": {"low": "1e-4", "high": 3e-3, "log": True}, "snn_steps": {"choices": [4, 8]},
           "threshold": {"low": 0.0625, "high": 0.5}, "hidden": {"choices": ["8 8", [8]]}}
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -95,16 +94,16 @@ def test_importances_per_objective():
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(directions=["maximize", "minimize"])
     dists = {"lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True),
-             "timesteps": optuna.distributions.CategoricalDistribution([4, 8, 16])}
+             "snn_steps": optuna.distributions.CategoricalDistribution([4, 8, 16])}
     for i in range(40):  # the return follows lr alone, the energy T alone
         lr, t = 1e-4 * (100 ** (i / 39)), [4, 8, 16][i % 3]
-        study.add_trial(optuna.trial.create_trial(params={"lr": lr, "timesteps": t}, distributions=dists,
+        study.add_trial(optuna.trial.create_trial(params={"lr": lr, "snn_steps": t}, distributions=dists,
                                                   values=[1000 * lr, float(t)]))
     imp = importances(study)
     ret, energy = imp["final greedy return"], imp["energy per inference (nJ)"]
     assert isinstance(ret, dict) and isinstance(energy, dict), imp
-    assert set(ret) == set(energy) == {"lr", "timesteps"}
-    assert ret["lr"] > ret["timesteps"] and energy["timesteps"] > energy["lr"]
+    assert set(ret) == set(energy) == {"lr", "snn_steps"}
+    assert ret["lr"] > ret["snn_steps"] and energy["snn_steps"] > energy["lr"]
     few = optuna.create_study(directions=["maximize", "minimize"])
     assert "at least 2" in str(importances(few)["final greedy return"])
 
@@ -114,12 +113,12 @@ def test_importances_per_objective():
 def test_space_parses_ranges_choices_and_list_fields(tmp_path: Path):
     space = load_space(write_space(tmp_path / "s.yaml"))
     by = {p.name: p for p in space.params}
-    assert by["lr"].low == 1e-4 and by["lr"].log and by["timesteps"].choices == [4, 8]
+    assert by["lr"].low == 1e-4 and by["lr"].log and by["snn_steps"].choices == [4, 8]
     assert by["hidden"].choices == [[8, 8], [8]]
-    argv = space.train_argv({"lr": 1e-3, "timesteps": 4, "threshold": 0.25, "hidden": [8]}, "/x")
-    assert argv[-11:] == ["--lr", "0.001", "--timesteps", "4", "--threshold", "0.25", "--hidden", "8",
+    argv = space.train_argv({"lr": 1e-3, "snn_steps": 4, "threshold": 0.25, "hidden": [8]}, "/x")
+    assert argv[-11:] == ["--lr", "0.001", "--snn-steps", "4", "--threshold", "0.25", "--hidden", "8",
                           "--out", "/x", "--no-progress"]
-    assert argv[:4] == ["--env-id", "CartPole-v1", "--total-steps", "400"]
+    assert argv[:4] == ["--env-id", "CartPole-v1", "--total-timesteps", "400"]
 
 
 @pytest.mark.parametrize("params, needle", [
@@ -127,8 +126,8 @@ def test_space_parses_ranges_choices_and_list_fields(tmp_path: Path):
     ({"lr": {"low": 1e-2, "high": 1e-4}}, "params.lr"),
     ({"lr": {"low": 1e-3, "high": 1e-3}}, "params.lr"),
     ({"lr": {"low": 0.0, "high": 1e-3, "log": True}}, "params.lr"),
-    ({"timesteps": {"choices": []}}, "params.timesteps"),
-    ({"timesteps": {"choices": [4, 4.5]}}, "params.timesteps"),
+    ({"snn_steps": {"choices": []}}, "params.snn_steps"),
+    ({"snn_steps": {"choices": [4, 4.5]}}, "params.snn_steps"),
     ({"current_decay": {"low": 0.0, "high": 2.0}}, "params.current_decay"),
     ({"out": {"choices": ["a", "b"]}}, "params.out"),
     ({"encoding": {"low": 1, "high": 2}}, "params.encoding"),
@@ -293,9 +292,9 @@ def test_grid_study_runs_every_point_once_and_reports_the_cells(tmp_path: Path):
 # --- one trial, pruned through its process group ----------------------------------------------------------------------
 
 def test_pruned_trial_stops_its_run(tmp_path: Path):
-    space = load_space(write_space(tmp_path / "s.yaml", fixed={**TINY, "total_steps": 5000}))
+    space = load_space(write_space(tmp_path / "s.yaml", fixed={**TINY, "total_timesteps": 5000}))
     trial_dir = tmp_path / "t"
-    argv = space.train_argv({"lr": 1e-3, "timesteps": 4, "threshold": 0.25, "hidden": [8]}, str(trial_dir))
+    argv = space.train_argv({"lr": 1e-3, "snn_steps": 4, "threshold": 0.25, "hidden": [8]}, str(trial_dir))
     calls = []
     t0 = time.time()
     res = run_trial(argv, trial_dir, "loihi1-davies2018", lambda curve: calls.append(list(curve)) or True, poll_s=0.2)
@@ -321,7 +320,8 @@ def sqlite_sweep(tmp_path_factory):
 
 
 def test_sqlite_study_budget_objectives_and_reproducing_command(sqlite_sweep):
-    from dsqn.train.config import parse_args, resolve
+    from dsqn.train.cli import parse_args
+    from dsqn.train.config import config_json
 
     d, _, url, r = sqlite_sweep
     trials = load(url, "tiny").get_trials(deepcopy=False)
@@ -333,9 +333,9 @@ def test_sqlite_study_budget_objectives_and_reproducing_command(sqlite_sweep):
         assert tdir == (d / "out" / f"trial_{t.number:04d}").resolve()
         argv = shlex.split(t.user_attrs["command"])
         assert argv[0] == "dsqn-train" and argv[1:] == t.user_attrs["train_argv"]
-        cfg, explicit = parse_args(argv[1:])
+        cfg = parse_args(argv[1:])[0]
         saved = json.loads((tdir / "config.json").read_text())
-        assert dataclasses.asdict(resolve(cfg, explicit)) == saved  # the command rebuilds the trial's config
+        assert config_json(cfg) == (tdir / "config.json").read_text()  # the command rebuilds the trial's config
         for key, val in t.params.items():
             want = [int(v) for v in val.split()] if key == "hidden" else val
             assert saved[key] == want, key
@@ -393,7 +393,7 @@ def test_bad_input_exits_2_and_leaves_the_study_unchanged(sqlite_sweep, tmp_path
         (write_space(tmp_path / "a.yaml", params={**PARAMS, "learning_rate": {"low": 1e-4, "high": 1e-3}}), "learning_rate"),
         (write_space(tmp_path / "b.yaml", params={**PARAMS, "lr": {"low": 1e-2, "high": 1e-4}}), "params.lr"),
         (write_space(tmp_path / "c.yaml", params={**PARAMS, "threshold": {"low": 0.5, "high": 0.5}}), "params.threshold"),
-        (write_space(tmp_path / "d.yaml", params={**PARAMS, "timesteps": {"choices": [4, 16]}}), "another search space"),
+        (write_space(tmp_path / "d.yaml", params={**PARAMS, "snn_steps": {"choices": [4, 16]}}), "another search space"),
     ]
     for space, needle in cases:
         one_line_error(sweep(str(space), "--storage", url, "--out", str(tmp_path / "o"), cwd=tmp_path), needle)

@@ -57,7 +57,7 @@ def test_action_readout_decodes_tanh_to_the_bounds():
 def test_tiny_run_writes_an_actor_with_its_training_state(run: Path):
     ckpt = load_checkpoint(run / "model.pt")
     cfg = json.loads(ckpt["config_json"])
-    assert cfg["algo"] == "td3" and cfg["timesteps"] == 5 and cfg["gamma"] == 0.98  # Pendulum's TD3 defaults
+    assert cfg["algo"] == "td3" and cfg["snn_steps"] == 4 and cfg["gamma"] == 0.98  # Pendulum's TD3 defaults
     spec = json.loads(ckpt["spec_json"])
     assert spec["readout_kind"] == "action" and spec["action_low"] == [-2.0] and spec["action_high"] == [2.0]
     assert ckpt["step"] == 300
@@ -96,9 +96,9 @@ def test_deploy_cli_runs_the_actor_and_reports_energy(run: Path, tmp_path: Path)
     report = json.loads(rep.read_text())
     assert report["episodes"]["lengths"] == [30]
     energy = report["energy"]
-    assert energy["inferences"] == 30 and report["timesteps"] == 5
+    assert energy["inferences"] == 30 and report["timesteps"] == 4
     assert [layer["name"] for layer in energy["layers"]] == ["L0-dense", "L1-dense", "L2-readout"]
-    assert energy["latency"]["timesteps"] == 5
+    assert energy["latency"]["timesteps"] == 4
     assert energy["snn_energy_per_inference_pj"] == pytest.approx(sum(la["energy_pj"]["total"] for la in energy["layers"]))
 
 
@@ -195,7 +195,7 @@ def test_mujoco_actor_end_to_end(tmp_path: Path):
     assert call(train_main, args) == 0
     assert call(export_main, [str(d / "model.pt")]) == 0
     model, _, encoder, cfg = model_from_checkpoint(load_checkpoint(d / "model.pt"), d / "model.pt")
-    assert cfg["timesteps"] == 5 and cfg["hidden"] == [24, 16] and model.spec.n_actions == 6
+    assert cfg["snn_steps"] == 4 and cfg["hidden"] == [24, 16] and model.spec.n_actions == 6
     assert encoder.obs_scale == (1.0,) * 8 + (10.0,) * 9
     policy = make_policy(read_netfile(d / "model.net"), "emu")
     pairs = []

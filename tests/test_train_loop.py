@@ -6,7 +6,7 @@ import torch
 
 from dsqn.envs import make_env
 from dsqn.errors import UserError
-from dsqn.train.config import TrainConfig, resolve
+from dsqn.train.config import make_config
 from dsqn.train.dqn import build, greedy_action, update_target
 from dsqn.train.runner import evaluate
 
@@ -27,7 +27,7 @@ def _sequential_returns(model, encoder, env_id, episodes, seed, max_steps):
 
 def test_batched_evaluation_equals_one_episode_at_a_time():
     torch.manual_seed(3)
-    model, _, encoder = build(resolve(TrainConfig(hidden=[16, 16], timesteps=8)))
+    model, _, encoder = build(make_config(hidden=[16, 16], snn_steps=8))
     with torch.no_grad():  # make the untrained policy depend on the state, so episodes differ in length
         model.blocks[0].synapse.weight.mul_(4)
     batched = evaluate(model, encoder, "CartPole-v1", 4, seed=7, max_steps=60)
@@ -36,7 +36,7 @@ def test_batched_evaluation_equals_one_episode_at_a_time():
 
 
 def test_soft_and_hard_target_updates():
-    cfg = resolve(TrainConfig(hidden=[8, 8]))
+    cfg = make_config(hidden=[8, 8])
     torch.manual_seed(0)
     model, _, _ = build(cfg)
     torch.manual_seed(1)
@@ -53,13 +53,13 @@ def test_soft_and_hard_target_updates():
 
 @pytest.mark.parametrize("tau", [0.0, 1.5, -0.1])
 def test_target_tau_outside_unit_interval_is_rejected(tau):
-    with pytest.raises(UserError, match="target_tau"):
-        resolve(TrainConfig(target_tau=tau), {"target_tau"})
+    with pytest.raises(UserError, match="--target-tau"):
+        make_config(target_tau=tau)
 
 
 def test_eval_is_deterministic_for_a_seed():
     torch.manual_seed(0)
-    model, _, encoder = build(resolve(TrainConfig(hidden=[8, 8])))
+    model, _, encoder = build(make_config(hidden=[8, 8]))
     a = evaluate(model, encoder, "CartPole-v1", 2, seed=11, epsilon=0.5, max_steps=30)
     b = evaluate(model, encoder, "CartPole-v1", 2, seed=11, epsilon=0.5, max_steps=30)
     assert a == b and np.all(np.array(a) > 0)
@@ -91,13 +91,13 @@ def test_n_step_returns_match_hand_computed_targets():
 
 def test_n_step_is_validated():
     with pytest.raises(UserError, match="--n-step 0"):
-        resolve(TrainConfig(n_step=0))
-    assert resolve(TrainConfig(env_id="Breakout", n_step=3), {"n_step"}).n_step == 3  # the frame store sums n rewards
+        make_config(n_step=0)
+    assert make_config(env_id="Breakout", n_step=3).n_step == 3  # the frame store sums n rewards
 
 
 def test_shift_q_moves_every_q_value_through_the_quantized_readout_bias():
     torch.manual_seed(0)
-    model, spec, _ = build(resolve(TrainConfig(hidden=[8, 8], q_scale=4.0)))
+    model, spec, _ = build(make_config(hidden=[8, 8], q_scale=4.0))
     x = torch.randint(0, 64, (5, *spec.input_shape)).float()
     with torch.no_grad():
         q0 = model(x)
@@ -111,15 +111,16 @@ def test_shift_q_moves_every_q_value_through_the_quantized_readout_bias():
 
 
 def test_env_defaults_yield_to_explicit_values():
-    from dsqn.train.config import ENV_DEFAULTS, parse_args
+    from dsqn.train.cli import parse_args
+    from dsqn.train.config import env_defaults
 
-    acro = ENV_DEFAULTS["Acrobot-v1"]
-    cfg = resolve(*parse_args(["--env-id", "Acrobot-v1"]))
-    assert all(getattr(cfg, k) == v for k, v in acro.items())
-    cfg = resolve(*parse_args(["--env-id", "Acrobot-v1", "--target-update", "500", "--q-init", "zero"]))
+    acro = env_defaults("Acrobot-v1")
+    cfg = parse_args(["--env-id", "Acrobot-v1"])[0]
+    assert all(getattr(cfg, k) == v for k, v in acro.items()) and cfg.q_init == "reward"
+    cfg = parse_args(["--env-id", "Acrobot-v1", "--target-update", "500", "--q-init", "zero"])[0]
     assert cfg.target_update == 500 and cfg.q_init == "zero"
-    with pytest.raises(UserError, match="q_init"):
-        resolve(TrainConfig(q_init="mean"))
+    with pytest.raises(UserError, match="--q-init"):
+        make_config(q_init="mean")
 
 
 @pytest.mark.parametrize("q_init,expected", [("reward", -100.0), ("zero", 0.0)])
@@ -128,9 +129,9 @@ def test_q_init_reward_starts_q_at_the_no_goal_fixed_point(tmp_path, q_init, exp
     from dsqn.checkpoint import load_checkpoint
     from dsqn.train.runner import train
 
-    cfg = resolve(TrainConfig(env_id="Acrobot-v1", hidden=[8, 8], total_steps=130, learning_starts=100, q_init=q_init,
-                              eval_every=10_000, eval_episodes=1, final_eval_episodes=1, eval_max_steps=3,
-                              checkpoint_every=10_000, out=str(tmp_path), progress=False), {"q_init"})
+    cfg = make_config(env_id="Acrobot-v1", hidden=[8, 8], total_timesteps=130, learning_starts=100, q_init=q_init,
+                      eval_every=10_000, eval_episodes=1, final_eval_episodes=1, eval_max_steps=3,
+                      checkpoint_every=10_000, out=str(tmp_path), progress=False)
     assert cfg.q_scale == 4.0 and cfg.n_step == 3  # Acrobot's defaults still fill the rest
     ckpt = load_checkpoint(train(cfg))
     model, _, _ = build(cfg)
@@ -142,6 +143,6 @@ def test_q_init_reward_starts_q_at_the_no_goal_fixed_point(tmp_path, q_init, exp
 
 def test_obs_scale_of_the_wrong_length_is_a_user_error():
     with pytest.raises(UserError, match="obs-scale has 2 values"):
-        build(resolve(TrainConfig(env_id="CartPole-v1", obs_scale=[1.0, 2.0])))
+        build(make_config(env_id="CartPole-v1", obs_scale=[1.0, 2.0]))
     with pytest.raises(UserError, match="obs_scale"):
-        build(resolve(TrainConfig(env_id="CartPole-v1", obs_scale=[1.0, 2.0, 0.0, 1.0])))
+        build(make_config(env_id="CartPole-v1", obs_scale=[1.0, 2.0, 0.0, 1.0]))

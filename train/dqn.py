@@ -111,7 +111,7 @@ def network_spec(cfg: TrainConfig, encoder: Encoder, layers: list[dict], n_outpu
     """The spiking network's spec from the config (neuron parameters, T, readout scale, heterogeneous neurons --
     drawn once per run from the seed and stored in the checkpoint's spec); ``readout`` adds an actor's kind and bounds."""
     return NetSpec(
-        input_shape=encoder.input_shape, layers=layers, n_actions=n_outputs, timesteps=cfg.timesteps,
+        input_shape=encoder.input_shape, layers=layers, n_actions=n_outputs, timesteps=cfg.snn_steps,
         threshold=cfg.threshold, current_decay=cfg.current_decay, voltage_decay=cfg.voltage_decay,
         input_unit=encoder.unit, q_scale=cfg.q_scale, tau_grad=cfg.tau_grad, scale_grad=cfg.scale_grad,
         membrane_jitter=cfg.membrane_jitter, param_groups=cfg.param_groups, **readout,
@@ -190,7 +190,8 @@ class DQN:
 
     def epsilon(self, step: int) -> float:
         cfg = self.cfg
-        eps_steps = max(1, int(cfg.eps_fraction * cfg.total_steps))
+        # a fixed decay length (the Atari presets) or a fraction of the budget; never beyond the budget
+        eps_steps = max(1, min(cfg.eps_decay_steps, cfg.total_timesteps) if cfg.eps_decay_steps else int(cfg.eps_fraction * cfg.total_timesteps))
         return max(cfg.eps_end, cfg.eps_start - (cfg.eps_start - cfg.eps_end) * step / eps_steps)
 
     def explore(self, env, payload: np.ndarray, step: int) -> tuple[int, int]:  # type: ignore[no-untyped-def]

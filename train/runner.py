@@ -24,6 +24,7 @@ import json
 import random
 import secrets
 import shutil
+import sys
 import time
 from collections import deque
 from pathlib import Path
@@ -34,12 +35,20 @@ import torch
 from dsqn.checkpoint import check_resumable, file_sha256, load_checkpoint, save_checkpoint
 from dsqn.cuba import exact_matmul_settings
 from dsqn.encoding import Encoder
-from dsqn.envs import EpsilonGreedy, atari_game, is_continuous, make_env, score_summary
+from dsqn.envs import (
+    FINAL_EVAL_SEED,
+    EpsilonGreedy,
+    atari_game,
+    is_continuous,
+    make_env,
+    score_summary,
+    truncated_episodes,
+)
 from dsqn.errors import UserError
 from dsqn.fileio import atomic_write_text, check_output_dir, remove_stale_temp_files
 from dsqn.qnet import SpikingQNet
 
-from .config import FIELD_DEFAULTS, TrainConfig, validate
+from .config import FIELD_DEFAULTS, TrainConfig, config_json, config_warnings, migrate, validate
 from .replay import FrameReplay, ReplayBuffer
 
 LOG_EVERY = 250  # env steps between logged losses and spike statistics
@@ -100,16 +109,28 @@ class NStepReturns:
         return obs, action, float(ret), next_obs, term, self.gamma**m
 
 
-def evaluate(model: SpikingQNet, encoder: Encoder, env_id: str, episodes: int, seed: int, epsilon: float = 0.0,
-             max_steps: int = 0) -> list[float]:
-    """Returns of ``episodes`` evaluation episodes (seeds seed, seed+1, ...) of the network's policy: greedy (or
-    epsilon-greedy for discrete actions) for a Q-network, the deterministic action for an actor
-    (``SpikingQNet.policy_actions``: what the deployed network does).
+@dataclasses.dataclass
+class Evaluation:
+    returns: list[float]
+    lengths: list[int]
+    capped: int  # episodes stopped by max_steps, not by the environment
+
+
+def run_evaluation(model: SpikingQNet, encoder: Encoder, env_id: str, episodes: int, seed: int, epsilon: float = 0.0,
+                   max_steps: int = 0, video_dir: Path | None = None) -> Evaluation:
+    """``episodes`` evaluation episodes (seeds seed, seed+1, ...) of the network's policy: greedy (or epsilon-greedy
+    for discrete actions) for a Q-network, the deterministic action for an actor (``SpikingQNet.policy_actions``:
+    what the deployed network does). ``video_dir``: the first episode is recorded there (gymnasium's RecordVideo).
 
     The episodes run side by side, one batched forward pass per step for all unfinished ones (the network
     is stateless between inferences, so this equals running them one after the other).
     """
-    envs = [make_env(env_id) for _ in range(episodes)]
+    envs = [make_env(env_id, render_mode="rgb_array" if video_dir is not None and ep == 0 else None) for ep in range(episodes)]
+    if video_dir is not None:
+        from gymnasium.wrappers import RecordVideo
+
+        envs[0] = RecordVideo(envs[0], str(video_dir), episode_trigger=lambda _: True, name_prefix=f"eval-seed{seed}",
+                              disable_logger=True)
     discrete = model.spec.readout_kind == "q"
     pick = [EpsilonGreedy(epsilon if discrete else 0.0, seed + ep, envs[ep].action_space.n if discrete else 0)
             for ep in range(episodes)]
@@ -117,6 +138,7 @@ def evaluate(model: SpikingQNet, encoder: Encoder, env_id: str, episodes: int, s
         obs = [env.reset(seed=seed + ep)[0] for ep, env in enumerate(envs)]
         returns = [0.0] * episodes
         steps = [0] * episodes
+        capped = 0
         alive = list(range(episodes))
         while alive:
             batch = torch.from_numpy(np.stack([encoder.encode(obs[i]) for i in alive]).astype(np.float32)).to(device_of(model))
@@ -127,13 +149,23 @@ def evaluate(model: SpikingQNet, encoder: Encoder, env_id: str, episodes: int, s
                 obs[i], r, term, trunc, _ = envs[i].step(a)
                 returns[i] += float(r)
                 steps[i] += 1
-                if not (term or trunc or (max_steps > 0 and steps[i] >= max_steps)):
-                    still.append(i)
+                if term or trunc:
+                    continue
+                if max_steps > 0 and steps[i] >= max_steps:
+                    capped += 1
+                    continue
+                still.append(i)
             alive = still
-        return returns
+        return Evaluation(returns, steps, capped)
     finally:
         for env in envs:
             env.close()
+
+
+def evaluate(model: SpikingQNet, encoder: Encoder, env_id: str, episodes: int, seed: int, epsilon: float = 0.0,
+             max_steps: int = 0) -> list[float]:
+    """The returns of :func:`run_evaluation`."""
+    return run_evaluation(model, encoder, env_id, episodes, seed, epsilon, max_steps).returns
 
 
 def anneal_lr(optimizers: list[torch.optim.Optimizer], cfg: TrainConfig, step: int) -> None:
@@ -141,15 +173,15 @@ def anneal_lr(optimizers: list[torch.optim.Optimizer], cfg: TrainConfig, step: i
     if cfg.lr_final > 0:
         for opt in optimizers:
             for group in opt.param_groups:
-                group["lr"] = cfg.lr + (cfg.lr_final - cfg.lr) * step / cfg.total_steps
+                group["lr"] = cfg.lr + (cfg.lr_final - cfg.lr) * step / cfg.total_timesteps
 
 
 # What a resumed run may change; everything else is the saved run's config.
-RESUME_OVERRIDES = ("resume", "total_steps", "out", "device", "progress")
+RESUME_OVERRIDES = ("resume", "total_timesteps", "out", "device", "progress")
 
 
 def resume_config(cfg: TrainConfig, explicit: set[str] | None = None) -> tuple[TrainConfig, dict]:
-    """The config and the checkpoint of a run to continue. The saved config is kept; ``--total-steps`` (default: the
+    """The config and the checkpoint of a run to continue. The saved config is kept; ``--total-timesteps`` (default: the
     saved budget), ``--out`` (default: the checkpoint's folder), ``--device`` and ``--[no-]progress`` may change.
     ``explicit`` holds the options given on the command line (None: those of RESUME_OVERRIDES that differ from
     their defaults). Other options given with a value other than the saved one are refused in one line."""
@@ -162,10 +194,7 @@ def resume_config(cfg: TrainConfig, explicit: set[str] | None = None) -> tuple[T
         raise UserError(f"{path}: its config is not valid JSON; cannot resume") from None
     if not isinstance(saved_kw, dict):
         raise UserError(f"{path}: its config is not a JSON object; cannot resume")
-    unknown = sorted(set(saved_kw) - set(FIELD_DEFAULTS))
-    if unknown:
-        raise UserError(f"{path}: its config has fields this dsqn-train does not know ({', '.join(unknown)}); cannot resume")
-    saved = TrainConfig(**saved_kw)
+    saved = TrainConfig(**{**FIELD_DEFAULTS, **migrate(saved_kw, f"{path}: cannot resume")})
     if not saved.algo:  # written before --algo existed: every such run was DQN
         saved = dataclasses.replace(saved, algo="dqn")
     if explicit is None:
@@ -174,10 +203,10 @@ def resume_config(cfg: TrainConfig, explicit: set[str] | None = None) -> tuple[T
         changed = sorted(k for k in set(explicit) - set(RESUME_OVERRIDES) if k in FIELD_DEFAULTS and getattr(cfg, k) != getattr(saved, k))
         if changed:
             raise UserError(f"{', '.join('--' + k.replace('_', '-') for k in changed)}: a resumed run keeps its saved config; "
-                            "only --total-steps, --out, --device and --[no-]progress can change")
+                            "only --total-timesteps, --out, --device and --[no-]progress can change")
     merged = dataclasses.replace(
         saved, resume=str(path),
-        total_steps=cfg.total_steps if "total_steps" in explicit else saved.total_steps,
+        total_timesteps=cfg.total_timesteps if "total_timesteps" in explicit else saved.total_timesteps,
         out=cfg.out if "out" in explicit and cfg.out else str(path.parent),  # never the saved out: relative to another cwd
         device=cfg.device if "device" in explicit else saved.device,
         progress=cfg.progress if "progress" in explicit else saved.progress,
@@ -188,8 +217,8 @@ def resume_config(cfg: TrainConfig, explicit: set[str] | None = None) -> tuple[T
         if str(exc).startswith(tuple("--" + k.replace("_", "-") + " " for k in explicit)):
             raise  # an option given now
         raise UserError(f"{path}: cannot resume: its config: {exc}") from None
-    if merged.total_steps < ckpt["step"]:
-        raise UserError(f"--total-steps {merged.total_steps}: {path} is already at step {ckpt['step']}")
+    if merged.total_timesteps < ckpt["step"]:
+        raise UserError(f"--total-timesteps {merged.total_timesteps}: {path} is already at step {ckpt['step']}")
     return merged, ckpt
 
 
@@ -231,7 +260,63 @@ def load_frame_replay(rb: FrameReplay, ckpt: Path, rec: dict, cfg: TrainConfig) 
         raise UserError(f"{ckpt}: cannot resume: its replay memory does not match: {msg}") from None
 
 
-def train(cfg: TrainConfig, explicit: set[str] | None = None) -> Path:
+def check_extras(cfg: TrainConfig) -> None:
+    """The optional packages an option needs, checked before anything is written (one line naming the install)."""
+    import importlib.util
+
+    for flag, on, module, pip in (("--track", cfg.track, "wandb", "wandb"), ("--capture-video", cfg.capture_video, "moviepy", "moviepy")):
+        if on and importlib.util.find_spec(module) is None:
+            raise UserError(f"{flag} needs {module}: pip install {pip}")
+
+
+def start_tracking(cfg: TrainConfig, run_dir: Path):  # type: ignore[no-untyped-def]
+    """--track: a Weights & Biases run that mirrors the TensorBoard files (as CleanRL's ``--track``); None otherwise."""
+    if not cfg.track:
+        return None
+    import wandb
+
+    return wandb.init(project=cfg.wandb_project_name, entity=cfg.wandb_entity or None, sync_tensorboard=True,
+                      config=dataclasses.asdict(cfg), name=run_dir.name, dir=str(run_dir), save_code=False)
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Keep metrics.csv's rows up to ``step`` (the checkpoint a run resumes from): the steps after it run again."""
+    if not path.exists():
+        return
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    keep = [r for i, r in enumerate(rows) if i == 0 or (r and r[0].isdigit() and int(r[0]) <= step)]
+    if len(keep) != len(rows):
+        import io
+
+        buf = io.StringIO()
+        csv.writer(buf).writerows(keep)
+        atomic_write_text(path, buf.getvalue())
+
+
+def prepare_run_dir(cfg: TrainConfig, overwrite: bool) -> Path:
+    """The run folder, checked before anything is written: a non-empty folder is another run's (or a resumed run's
+    own), never silently reused. ``overwrite`` moves it aside to ``<out>.old-<time>`` (one rename, nothing deleted)."""
+    run_dir = Path(cfg.out)
+    check_output_dir(run_dir)
+    own = cfg.resume and Path(cfg.resume).parent.absolute() == run_dir.absolute()
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not own:
+        if not overwrite:
+            raise UserError(f"{run_dir}: the run folder exists and is not empty; continue that run with --resume "
+                            f"{run_dir / 'model.pt'}, move it aside with --overwrite, or choose another --out")
+        aside = run_dir.with_name(f"{run_dir.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+        n = 1
+        while aside.exists():
+            aside, n = aside.with_name(f"{run_dir.name}.old-{time.strftime('%Y%m%d-%H%M%S')}-{n}"), n + 1
+        try:
+            run_dir.rename(aside)
+        except OSError as exc:
+            raise UserError(f"{run_dir}: cannot move it aside to {aside} ({exc.strerror or exc.__class__.__name__})") from None
+        print(f"dsqn-train: moved the existing {run_dir} to {aside} (--overwrite)", flush=True)
+    return run_dir
+
+
+def train(cfg: TrainConfig, explicit: set[str] | None = None, overwrite: bool = False) -> Path:
     """Train and return the path of model.pt. With ``cfg.resume``, continue that run (see :func:`resume_config`).
 
     Everything is checked (options, environment, network, the checkpoint's state, the run folder) before the run
@@ -245,10 +330,15 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> Path:
     device = pick_device(cfg.device)
     algo = make_algorithm(cfg, device)  # bad parameters and environments fail here, before anything is written
     model, spec, encoder = algo.model, algo.spec, algo.encoder
-    name = "dsqn" if cfg.algo == "dqn" else cfg.algo
-    run_dir = Path(cfg.out or f"runs/{cfg.env_id.replace('/', '_')}__{name}__{cfg.seed}__{int(time.time())}")
-    check_output_dir(run_dir)
+    if not cfg.out:  # a TrainConfig built by hand rather than by make_config
+        cfg = dataclasses.replace(cfg, out=f"runs/{cfg.env_id.replace('/', '_')}__{cfg.exp_name or 'dsqn'}__{cfg.seed}__{int(time.time())}")
+    check_extras(cfg)
+    run_dir = prepare_run_dir(cfg, overwrite)
     cfg = dataclasses.replace(cfg, out=str(run_dir))
+    print(f"dsqn-train: {cfg.env_id}, {cfg.algo}, {cfg.total_timesteps} steps{' (resumed at ' + str(start_state['step']) + ')' if start_state else ''} "
+          f"-> run folder {run_dir}", flush=True)
+    for warning in config_warnings(cfg):
+        print(f"dsqn-train: warning: {warning}", file=sys.stderr, flush=True)
     algo.cfg = cfg
     best_state = {k: v.clone() for k, v in model.state_dict().items()}
     atari = atari_game(cfg.env_id) is not None
@@ -285,11 +375,15 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> Path:
     except OSError as exc:
         raise UserError(f"{run_dir}: cannot create the run folder ({exc.strerror or exc.__class__.__name__})") from None
     remove_stale_temp_files(run_dir)  # a killed run's half-written .model.pt.tmp<pid>
-    atomic_write_text(run_dir / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2))
+    atomic_write_text(run_dir / "config.json", config_json(cfg))
+    if start_state is not None:  # rows logged after the checkpoint by the run that died: replayed now, so dropped
+        truncate_metrics(run_dir / "metrics.csv", step)
+    tracker = start_tracking(cfg, run_dir)
 
     from torch.utils.tensorboard import SummaryWriter
 
-    writer = SummaryWriter(str(run_dir / "tb"))
+    # purge_step: TensorBoard hides the events the dead run logged after its checkpoint
+    writer = SummaryWriter(str(run_dir / "tb"), purge_step=step if start_state is not None else None)
     csv_file = open(run_dir / "metrics.csv", "a", newline="")
     log = csv.writer(csv_file)
     if csv_file.tell() == 0:
@@ -340,8 +434,8 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> Path:
     try:
         from dsqn.progress import progress
 
-        bar = progress(cfg.total_steps, initial=step, desc=cfg.env_id, unit="step", enabled=cfg.progress)
-        while step < cfg.total_steps:
+        bar = progress(cfg.total_timesteps, initial=step, desc=cfg.env_id, unit="step", enabled=cfg.progress)
+        while step < cfg.total_timesteps:
             anneal_lr(algo.optimizers, cfg, step)
             action, stored = algo.explore(env, payload, step)
             next_obs, reward, term, trunc, _ = env.step(action)
@@ -375,7 +469,7 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> Path:
                             writer.add_scalar(name, val, step)
                         log.writerow([step, kind, value, f"sps={sps:.1f}"])
             algo.after_step(step)
-            if step % cfg.eval_every == 0 or step == cfg.total_steps:
+            if step % cfg.eval_every == 0 or step == cfg.total_timesteps:
                 rets = evaluate(model, encoder, cfg.env_id, cfg.eval_episodes, seed=10_000_000 + step, epsilon=cfg.eval_epsilon,
                                 max_steps=cfg.eval_max_steps)
                 mean = float(np.mean(rets))
@@ -391,13 +485,16 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> Path:
                 csv_file.flush()
         bar.close()
         model.load_state_dict(best_state)
-        rets = evaluate(model, encoder, cfg.env_id, cfg.final_eval_episodes, seed=20_000_000, epsilon=cfg.eval_epsilon,
-                        max_steps=cfg.eval_max_steps)
-        final = {"episodes": len(rets), **score_summary(cfg.env_id, rets), "returns": rets,
+        ev = run_evaluation(model, encoder, cfg.env_id, cfg.final_eval_episodes, seed=FINAL_EVAL_SEED, epsilon=cfg.eval_epsilon,
+                            max_steps=cfg.eval_max_steps, video_dir=run_dir / "videos" if cfg.capture_video else None)
+        rets, cut = ev.returns, truncated_episodes(cfg.env_id, ev.capped, cfg.eval_max_steps)
+        final = {"episodes": len(rets), **score_summary(cfg.env_id, rets, cut), "returns": rets, "lengths": ev.lengths,
                  "epsilon": cfg.eval_epsilon, "seconds": time.time() - t_start, "env_steps": step}
         log.writerow([step, "final_eval_return", final["mean"], f"std={final['std']:.1f}"])
         save(final)
-        print(f"final greedy evaluation over {len(rets)} episodes: mean {final['mean']:.1f} +- {final['std']:.1f}")
+        shown = f" (truncated: {cut} of {len(rets)} episodes cut at --eval-max-steps {cfg.eval_max_steps}; not a score)" if cut else ""
+        print(f"final {'greedy' if not cfg.eval_epsilon else f'epsilon {cfg.eval_epsilon}'} evaluation over {len(rets)} "
+              f"episodes (seeds {FINAL_EVAL_SEED}..): mean {final['mean']:.1f} +- {final['std']:.1f}{shown}")
         if final["human_normalized"] is not None:
             lo, hi = final["human_normalized_ci95"]
             print(f"human-normalised {final['human_normalized']:.3f} (95 % interval {lo:.3f} .. {hi:.3f}; random "
@@ -409,5 +506,7 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> Path:
         # on a full disk the last flush fails; the error that ends the run has been raised already
         with contextlib.suppress(OSError):
             writer.close()
+        if tracker is not None:
+            tracker.finish()
         with contextlib.suppress(OSError):
             csv_file.close()
