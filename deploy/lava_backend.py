@@ -12,8 +12,13 @@ processes are left behind (lava issues #88, #231, #716):
   stopping the runtime -- and dies with this process (Linux ``PR_SET_PDEATHSIG``), so even a SIGKILL of this
   process leaves none of them running;
 - ``close`` is bounded in time: a runtime that does not stop within ``STOP_TIMEOUT_S`` (a worker already dead;
-  ``STOP_S_PER_PROCESS`` per process for graphs of many processes) has its processes killed and its shared-memory
-  segments unlinked;
+  ``STOP_S_PER_PROCESS`` per process and ``STOP_S_PER_SEGMENT`` per shared-memory segment for large graphs) has its
+  processes killed;
+- when ``close`` returns, every shared-memory segment (/dev/shm/psm_*) of the network is gone, whatever the machine's
+  load: Lava's SharedMemoryManager unlinks them in its server process while the runtime stops, after it has already
+  forgotten their handles, so a stop that outran its time bound there and had that server killed used to leave the
+  rest behind (issue 27: 9 of the 309 segments of a per-neuron grouped network). ``close`` notes the names before
+  stopping and unlinks any still there once the manager is gone (waiting at most ``SEGMENT_WAIT_S`` for a live one);
 - at exit, networks not closed are closed before multiprocessing joins its children;
 - multiprocessing's socket folder is ``dsqn-lava-<pid>-*`` in the temp folder, removed at exit (after a SIGKILL,
   by the next run).
@@ -32,6 +37,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +52,8 @@ from dsqn.netfile import NetFile
 
 STOP_TIMEOUT_S = 5.0  # how long close() waits for Lava's runtime to stop before it kills the processes
 STOP_S_PER_PROCESS = 0.1  # ... or this long per Lava process, if longer (a grouped graph can hold hundreds)
+STOP_S_PER_SEGMENT = 0.01  # ... plus this long per shared-memory segment (the manager unlinks them one by one)
+SEGMENT_WAIT_S = 3.0  # how long close() lets a still-running shared-memory manager unlink its segments itself
 
 _PR_SET_PDEATHSIG = 1
 _forking_pid = 0  # set in the parent just before a fork; the child reads its parent's pid from it
@@ -131,16 +139,60 @@ def _live_children() -> list[multiprocessing.process.BaseProcess]:
 
 def _kill_children(grace_s: float) -> None:
     """Kill the multiprocessing children of this process still alive after ``grace_s`` seconds."""
+    # BaseProcess.join, not child.join: Lava's SystemProcess overrides join() without a timeout argument
+    join = multiprocessing.process.BaseProcess.join
     children = _live_children()
     for child in children:
         with contextlib.suppress(AttributeError, ValueError):
-            child.join(grace_s)
+            join(child, grace_s)
         grace_s = 0.0
     for child in children:
         with contextlib.suppress(AttributeError, ValueError):
             if child.is_alive():
                 child.kill()
-                child.join(1.0)
+                join(child, 1.0)
+
+
+def _segment_exists(name: str) -> bool:
+    """Whether the POSIX shared-memory segment ``name`` (``/psm_...``) still exists."""
+    import _posixshmem
+
+    try:
+        fd = _posixshmem.shm_open(name, os.O_RDONLY, 0o600)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # there, but not ours to open
+    os.close(fd)
+    return True
+
+
+def _unlink_segment(name: str) -> None:
+    """Unlink a segment this process created (Lava's channels are made here), and tell multiprocessing's resource
+    tracker, as SharedMemory.unlink does: else it warns of a 'leaked' segment at exit."""
+    import _posixshmem
+    from multiprocessing import resource_tracker
+
+    try:
+        _posixshmem.shm_unlink(name)
+    except FileNotFoundError:
+        return
+    resource_tracker.unregister(name, "shared_memory")
+
+
+def release_segments(names: list[str], manager_alive: Callable[[], bool], wait_s: float) -> list[str]:
+    """Make sure the shared-memory segments ``names`` are gone: while their manager process is alive, wait up to
+    ``wait_s`` for it to unlink them; then unlink the rest here. Returns those still there (none, unless the
+    system refuses the unlink)."""
+    deadline = time.monotonic() + wait_s
+    left = [n for n in names if _segment_exists(n)]
+    while left and manager_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+        left = [n for n in left if _segment_exists(n)]
+    for name in left:
+        with contextlib.suppress(OSError):
+            _unlink_segment(name)
+    return [n for n in left if _segment_exists(n)]
 
 
 def _int_injector_model():  # type: ignore[no-untyped-def]
@@ -312,7 +364,8 @@ class LavaGraph:
             except BaseException as exc:  # noqa: BLE001 - reported to the caller below
                 errors.append(exc)
 
-        timeout_s = max(STOP_TIMEOUT_S, STOP_S_PER_PROCESS * len(_live_children()))
+        timeout_s = max(STOP_TIMEOUT_S, STOP_S_PER_PROCESS * len(_live_children())
+                        + STOP_S_PER_SEGMENT * len(self._segment_names()))
         thread = threading.Thread(target=stop, name="lava-stop", daemon=True)
         thread.start()
         thread.join(timeout_s)
@@ -332,11 +385,27 @@ class LavaGraph:
             return False
         return True
 
+    def _smm(self) -> Any:
+        """Lava's shared-memory manager of this runtime (lava.magma.runtime.message_infrastructure), or None."""
+        messaging = getattr(getattr(self._root, "runtime", None), "_messaging_infrastructure", None)
+        return getattr(messaging, "smm", None) if messaging is not None else None
+
+    def _segment_names(self) -> list[str]:
+        """The runtime's shared-memory segments (``/psm_...``) as its manager lists them now: its list is cleared
+        when the runtime stops, before the segments are unlinked, so close() notes them first."""
+        handles = list(getattr(self._smm(), "_shared_memory_handles", None) or [])
+        return ["/" + str(h.name).lstrip("/") for h in handles]
+
+    def _manager_alive(self) -> bool:
+        """Whether the server process of the runtime's SharedMemoryManager (which unlinks the segments) still runs."""
+        process = getattr(getattr(self._smm(), "_manager", None), "_process", None)
+        with contextlib.suppress(AttributeError, ValueError):
+            return bool(process is not None and process.is_alive())
+        return False
+
     def _unlink_shared_memory(self) -> None:
         """The runtime's shared-memory segments (/dev/shm/psm_*), where its manager did not get to unlink them."""
-        messaging = getattr(getattr(self._root, "runtime", None), "_messaging_infrastructure", None)
-        smm = getattr(messaging, "smm", None) if messaging is not None else None
-        for handle in list(getattr(smm, "_shared_memory_handles", None) or []):
+        for handle in list(getattr(self._smm(), "_shared_memory_handles", None) or []):
             # unlink only: the stop thread may still read the mapping (unmapping it under that thread can crash this
             # process); the memory goes with the mapping, at the latest when this process exits
             with contextlib.suppress(FileNotFoundError, Exception):
@@ -355,6 +424,7 @@ class LavaGraph:
         old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
         try:
             runtime = getattr(self._root, "runtime", None)
+            segments = self._segment_names()
             if runtime is None or not self._stop_runtime():
                 self._unlink_shared_memory()
                 _kill_children(0.0)
@@ -362,6 +432,9 @@ class LavaGraph:
                     runtime._is_started = False  # its __del__ would call stop() again and wait on dead processes
             else:
                 _kill_children(1.0)  # stopped: its processes exit by themselves
+            # the stop may have outrun its bound inside the manager's unlinking (handles already forgotten, server
+            # killed above): nothing of this network's shared memory may outlive close()
+            release_segments(segments, self._manager_alive, SEGMENT_WAIT_S)
         finally:
             for sig, handler in old.items():
                 signal.signal(sig, handler)

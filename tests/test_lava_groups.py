@@ -7,12 +7,15 @@ from __future__ import annotations
 import multiprocessing
 import os
 import subprocess
+import threading
+import time
 
 import numpy as np
 import pytest
 import torch
 from conftest import export, make_net
 
+from dsqn.deploy import lava_backend
 from dsqn.deploy.closed_loop import make_policy, run_episodes
 from dsqn.deploy.lava_backend import LavaNetwork
 from dsqn.deploy.lava_grouped import GroupedLavaNetwork, synapse_params
@@ -99,6 +102,68 @@ def test_grouped_lava_matches_emulator_at_every_step(tmp_path, groups):
         assert np.array_equal(inf.readout_v, res.traces[-1].v[0][:, (j + 1) * T - 1])
     assert spikes[0] >= 20 and spikes[1] >= 5 and spikes[-1] == 0, spikes  # not a silent network; readout never spikes
     assert len({tuple(inf.readout_v) for inf in infs}) == 3  # three different answers
+
+
+def _per_neuron_network(tmp_path) -> GroupedLavaNetwork:  # type: ignore[no-untyped-def]
+    net = read_netfile(export(hetero_net(seed=3, groups=0, hidden=(7, 6), n_actions=2, bias=[0.25, -0.5]),
+                              tmp_path / "m.net"))
+    ln = LavaNetwork.from_netfile(net)
+    assert isinstance(ln, GroupedLavaNetwork) and ln.n_neuron_processes == [7, 6, 1]
+    return ln
+
+
+def _close_and_check(ln) -> tuple[float, list[str]]:  # type: ignore[no-untyped-def]
+    """close() after one inference: its duration and the network's shared-memory segments still in /dev/shm."""
+    try:
+        ln.infer(np.arange(8) * 7)
+        segments = ln._segment_names()
+        assert len(segments) > 200 and all(lava_backend._segment_exists(n) for n in segments)
+    except BaseException:
+        ln.close()
+        raise
+    t0 = time.monotonic()
+    ln.close()
+    took = time.monotonic() - t0
+    assert multiprocessing.active_children() == [] and children_alive() == []
+    return took, [n for n in segments if os.path.exists(f"/dev/shm/{n.lstrip('/')}")]
+
+
+def test_close_leaves_no_shared_memory_when_the_stop_outruns_its_bound_in_the_manager(tmp_path, monkeypatch):
+    """Issue 27: the per-neuron network once kept 9 segments after close() on a loaded machine. Lava's stop joins
+    its ~86 workers, then its SharedMemoryManager forgets the handles and its server process unlinks the ~300
+    segments one by one; a stop that outran close()'s time bound there had that server killed mid-way. Here the
+    manager's shutdown is delayed (the real manager, started late) past a 1 s bound: every segment must still be
+    gone when close() returns (it took all of them before the fix)."""
+    monkeypatch.setattr(lava_backend, "STOP_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(lava_backend, "STOP_S_PER_PROCESS", 0.0)
+    monkeypatch.setattr(lava_backend, "STOP_S_PER_SEGMENT", 0.0)
+    ln = _per_neuron_network(tmp_path)
+    ln.infer(np.zeros(8, dtype=np.int64))  # the runtime exists from here on
+    smm = ln._smm()
+    shutdown = smm._manager.shutdown
+    reached = threading.Event()
+
+    def late_shutdown() -> None:
+        reached.set()
+        time.sleep(4.0)
+        shutdown()
+
+    smm._manager.shutdown = late_shutdown
+    took, left = _close_and_check(ln)
+    assert reached.is_set(), "the stop never reached the manager's shutdown: the test would prove nothing"
+    assert left == []
+    assert took < 1.0 + lava_backend.SEGMENT_WAIT_S + 2.0
+
+
+def test_close_kills_the_workers_of_a_stop_that_outruns_its_bound(tmp_path, monkeypatch):
+    """A stop that outruns its bound while Lava's workers still run: close() kills them (Lava's SystemProcess.join
+    takes no timeout: calling it with one raised TypeError from close()) and unlinks every segment."""
+    monkeypatch.setattr(lava_backend, "STOP_TIMEOUT_S", 0.0)
+    monkeypatch.setattr(lava_backend, "STOP_S_PER_PROCESS", 0.0)
+    monkeypatch.setattr(lava_backend, "STOP_S_PER_SEGMENT", 0.0)
+    took, left = _close_and_check(_per_neuron_network(tmp_path))
+    assert left == []
+    assert took < lava_backend.SEGMENT_WAIT_S + 3.0
 
 
 def test_grouped_builder_equals_stock_netx_on_a_homogeneous_file(tmp_path):
