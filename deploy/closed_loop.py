@@ -3,6 +3,8 @@ actor's continuous action: ``dsqn.readout.Readout.act``)."""
 
 from __future__ import annotations
 
+import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,7 +121,21 @@ def check_environment(net: NetFile, env_id: str) -> None:
         env.close()
 
 
+STALE_DIR_MIN_AGE_S = 60.0  # a dead process's socket folder untouched this long is removed at deploy start
+
+
 def make_policy(net: NetFile, backend: str) -> Policy:
+    """The deployed network's policy on ``backend`` (emu, sim, loihi2). Every deploy first removes the Lava socket
+    folders (``dsqn-lava-<pid>-*``) that SIGKILLed runs left behind, and says so on stderr when there were any;
+    one of a process that died in the last STALE_DIR_MIN_AGE_S seconds waits for a later deploy (or Lava start), so
+    that a run that just looked for its own killed child's folder still finds it."""
+    from .lava_backend import TEMPDIR_PREFIX, remove_stale_temp_dirs
+
+    removed = remove_stale_temp_dirs(min_age_s=STALE_DIR_MIN_AGE_S)
+    if removed:
+        folders = "folder" if removed == 1 else "folders"
+        print(f"removed {removed} stale Lava socket {folders} of dead processes "
+              f"({Path(tempfile.gettempdir()) / TEMPDIR_PREFIX}<pid>-*)", file=sys.stderr)
     if backend == "emu":
         return EmuPolicy(net)
     if backend in ("sim", "loihi2"):
@@ -134,13 +150,15 @@ class EpisodeLog:
     lengths: list[int] = field(default_factory=list)
     actions: list[list[int]] = field(default_factory=list)
     seconds: float = 0.0
+    capped: int = 0  # episodes stopped at max_steps rather than by the environment
 
 
 def run_episodes(policy: Policy, env_id: str, episodes: int, seed: int, max_steps: int = 0, record_actions: bool = False,
-                 on_step=None, epsilon: float = 0.0) -> EpisodeLog:  # type: ignore[no-untyped-def]
+                 on_step=None, epsilon: float = 0.0, on_episode=None) -> EpisodeLog:  # type: ignore[no-untyped-def]
     """Episodes seeded seed, seed + 1, ...; ``epsilon`` > 0 (Q-networks): epsilon-greedy as dsqn-train evaluates
     (:class:`dsqn.envs.EpsilonGreedy`), so the same seeds give the same episodes as the training's evaluation.
-    ``on_step(obs, payload, action, q)`` sees the network's own action, before epsilon-greedy replaces it."""
+    ``on_step(obs, payload, action, q)`` sees the network's own action, before epsilon-greedy replaces it;
+    ``on_episode(episode, return, length)`` runs after each episode (progress)."""
     encoder = Encoder.from_dict(policy.meta["encoder"])
     env = make_env(env_id)
     log = EpisodeLog()
@@ -163,10 +181,13 @@ def run_episodes(policy: Policy, env_id: str, episodes: int, seed: int, max_step
                 total += float(r)
                 n += 1
                 done = term or trunc or (max_steps > 0 and n >= max_steps)
+            log.capped += int(not (term or trunc))
             log.returns.append(total)
             log.lengths.append(n)
             if record_actions:
                 log.actions.append(acts)
+            if on_episode is not None:
+                on_episode(ep, total, n)
         if isinstance(policy, LavaPolicy):
             policy.flush()
     finally:

@@ -21,7 +21,7 @@ processes are left behind (lava issues #88, #231, #716):
   stopping and unlinks any still there once the manager is gone (waiting at most ``SEGMENT_WAIT_S`` for a live one);
 - at exit, networks not closed are closed before multiprocessing joins its children;
 - multiprocessing's socket folder is ``dsqn-lava-<pid>-*`` in the temp folder, removed at exit (after a SIGKILL,
-  by the next run).
+  by the next deploy, whatever its backend, or the next Lava start).
 """
 
 from __future__ import annotations
@@ -83,24 +83,37 @@ def _in_forked_child() -> None:
 TEMPDIR_PREFIX = "dsqn-lava-"
 
 
-def _own_temp_dir() -> None:
-    """multiprocessing's sockets go to a folder named after this process (``dsqn-lava-<pid>-*`` instead of
-    ``pymp-*``), removed at exit; a SIGKILLed run cannot remove its folder, so the next run removes those of
-    processes no longer alive."""
-    cfg = multiprocessing.current_process()._config
-    if cfg.get("tempdir") is not None:
-        return
-    base = Path(tempfile.gettempdir())
-    for old in base.glob(f"{TEMPDIR_PREFIX}*"):
+def remove_stale_temp_dirs(min_age_s: float = 0.0) -> int:
+    """Remove the ``dsqn-lava-<pid>-*`` socket folders (see :func:`_own_temp_dir`) of processes no longer alive --
+    a SIGKILLed run cannot remove its own -- left untouched for at least ``min_age_s`` seconds; how many were
+    removed. Folders of live processes (also other users', which this process may not signal) stay."""
+    removed = 0
+    now = time.time()
+    for old in Path(tempfile.gettempdir()).glob(f"{TEMPDIR_PREFIX}*"):
         pid = old.name[len(TEMPDIR_PREFIX):].split("-", 1)[0]
         if not pid.isdigit() or int(pid) == os.getpid() or not old.is_dir() or old.is_symlink():
             continue
         try:
             os.kill(int(pid), 0)
         except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                if now - old.stat().st_mtime < min_age_s:
+                    continue
             shutil.rmtree(old, ignore_errors=True)
+            removed += not old.exists()
         except OSError:
             pass
+    return removed
+
+
+def _own_temp_dir() -> None:
+    """multiprocessing's sockets go to a folder named after this process (``dsqn-lava-<pid>-*`` instead of
+    ``pymp-*``), removed at exit; a SIGKILLed run cannot remove its folder, so the next run removes those of
+    processes no longer alive (here, and at the start of every deploy: dsqn.deploy.closed_loop.make_policy)."""
+    cfg = multiprocessing.current_process()._config
+    if cfg.get("tempdir") is not None:
+        return
+    remove_stale_temp_dirs()
     folder = tempfile.mkdtemp(prefix=f"{TEMPDIR_PREFIX}{os.getpid()}-")
     cfg["tempdir"] = folder
     multiprocessing.util.Finalize(None, shutil.rmtree, args=(folder, True), exitpriority=-100)

@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -84,3 +93,49 @@ def test_emulator_infer_of_one_unbatched_payload_returns_unbatched_results(tmp_p
         assert len(overflow1) == len(overflow)
     flat_batch, _, _ = emu.infer(payload.reshape(3, -1), 8, fused_path=fused)  # a batch of flattened payloads
     assert np.array_equal(flat_batch, v)
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    with pytest.raises(ProcessLookupError):
+        os.kill(proc.pid, 0)
+    return proc.pid
+
+
+def test_every_deploy_removes_the_socket_folders_of_dead_processes(tmp_path, capsys):
+    """Issue 27: a SIGKILLed sim deploy left its dsqn-lava-<pid>-* folder until the next Lava start; now every
+    deploy (here on the emulator) removes those of dead processes, says how many on stderr, and keeps the folders of
+    live processes, of a process that died in the last minute, and anything not named like one."""
+    from dsqn.deploy.closed_loop import STALE_DIR_MIN_AGE_S, make_policy
+    from dsqn.deploy.lava_backend import TEMPDIR_PREFIX
+
+    net = read_netfile(export(make_net(input_shape=(4,)), tmp_path / "m.net"))
+    base = Path(tempfile.gettempdir())
+    old = time.time() - STALE_DIR_MIN_AGE_S - 5
+    dead = [base / f"{TEMPDIR_PREFIX}{_dead_pid()}-{tag}" for tag in ("a1b2", "c3d4")]
+    recent = base / f"{TEMPDIR_PREFIX}{_dead_pid()}-e5f6"
+    live = base / f"{TEMPDIR_PREFIX}{os.getppid()}-g7h8"
+    other = base / f"{TEMPDIR_PREFIX}notapid-i9"
+    made = [*dead, recent, live, other]
+    try:
+        for folder in made:
+            folder.mkdir()
+            with socket.socket(socket.AF_UNIX) as sock:  # what multiprocessing leaves there: a listener's socket
+                sock.bind(str(folder / "listener-x"))
+            if folder is not recent:
+                os.utime(folder, (old, old))
+        capsys.readouterr()
+        make_policy(net, "emu").close()
+        err = capsys.readouterr().err
+        assert err == f"removed 2 stale Lava socket folders of dead processes ({base / TEMPDIR_PREFIX}<pid>-*)\n"
+        assert [f.exists() for f in made] == [False, False, True, True, True]
+        make_policy(net, "emu").close()
+        assert capsys.readouterr().err == ""  # nothing removed: nothing said
+        os.utime(recent, (old, old))
+        make_policy(net, "emu").close()
+        assert capsys.readouterr().err.startswith("removed 1 stale Lava socket folder of dead processes (")
+        assert not recent.exists() and live.exists()
+    finally:
+        for folder in made:
+            shutil.rmtree(folder, ignore_errors=True)
