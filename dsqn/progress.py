@@ -15,7 +15,8 @@ from typing import IO, Any
 
 class LineProgress:
     def __init__(self, total: int, initial: int = 0, desc: str = "", unit: str = "step", interval: float = 30.0,
-                 file: IO[str] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 file: IO[str] | None = None, clock: Callable[[], float] = time.monotonic, final: bool = True) -> None:
+        self.final = final  # a last line at close (a caller that prints its own summary says False)
         self.total, self.n, self.desc, self.unit, self.interval = total, initial, desc, unit, interval
         self.file = file if file is not None else sys.stderr
         self.clock = clock
@@ -43,13 +44,15 @@ class LineProgress:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            print(self.line(), file=self.file, flush=True)
+            if self.final:
+                print(self.line(), file=self.file, flush=True)
 
 
-def progress(total: int, initial: int = 0, desc: str = "", unit: str = "step", enabled: bool = True):  # type: ignore[no-untyped-def]
+def progress(total: int, initial: int = 0, desc: str = "", unit: str = "step", enabled: bool = True,  # type: ignore[no-untyped-def]
+             final: bool = True):
     """A tqdm bar on an interactive terminal, :class:`LineProgress` otherwise, nothing when disabled."""
     from tqdm import tqdm
 
     if not enabled or sys.stderr.isatty():
         return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, unit=unit)
-    return LineProgress(total, initial, desc, unit)
+    return LineProgress(total, initial, desc, unit, final=final)

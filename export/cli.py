@@ -23,11 +23,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", choices=tuple(SUFFIX), default="netx",
                         help="netx: NetX HDF5 for Lava / Loihi / dsqn-deploy (default); nir: a NIR graph (nir.write, HDF5)")
     args = parser.parse_args(argv)
+    _, lines = export_checkpoint(args.checkpoint, args.out, args.format)
+    print("\n".join(lines))
+    return 0
 
+
+def export_checkpoint(checkpoint: str | Path, out_path: str | Path | None = None, fmt: str = "netx") -> tuple[Path, list[str]]:
+    """model.pt -> model.net (or .nir): the written path and the lines dsqn-export prints. Atomic: a file that fails
+    the re-read never replaces an earlier good export."""
+    if fmt not in SUFFIX:
+        raise UserError(f"--format {fmt!r}: expected {' or '.join(SUFFIX)}")
     # Every path is checked before any work: the input exists and is a file, the output is not the input.
-    src = check_input_file(args.checkpoint)
-    out = check_output_file(Path(args.out) if args.out else src.with_suffix(SUFFIX[args.format]), [src],
-                            "exported network" if args.format == "netx" else "NIR graph")
+    src = check_input_file(checkpoint)
+    out = check_output_file(Path(out_path) if out_path else src.with_suffix(SUFFIX[fmt]), [src],
+                            "exported network" if fmt == "netx" else "NIR graph")
 
     from dsqn.checkpoint import file_sha256, load_checkpoint, model_from_checkpoint
 
@@ -45,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     remove_stale_temp_files(out.parent, [out.name])
     tmp = temp_path(out)
     try:
-        writer = _write_netx if args.format == "netx" else _write_nir
+        writer = _write_netx if fmt == "netx" else _write_nir
         lines = writer(model, spec, encoder, src, tmp, out, meta)
         try:
             os.replace(tmp, out)
@@ -53,8 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"{out}: cannot write ({exc.strerror or exc.__class__.__name__})") from None
     finally:
         tmp.unlink(missing_ok=True)
-    print("\n".join(lines))
-    return 0
+    return out, lines
 
 
 def _wrap_errors(fn, src: Path, tmp: Path, out: Path):  # type: ignore[no-untyped-def]
