@@ -1,12 +1,15 @@
 """dsqn-sweep console script.
 
     dsqn-sweep SPACE.yaml [--study NAME] [--storage URL] [--n-trials N] [--out DIR]   run a worker
-    dsqn-sweep report STUDY [--storage URL] [--out DIR]                              page + figures
+    dsqn-sweep report STUDY_DIR|STUDY [--storage URL] [--out DIR]                    page + figures
+
+A worker ends by printing the report command for its study, to be run as printed from the same folder.
 """
 
 from __future__ import annotations
 
 import math
+import shlex
 import sys
 from pathlib import Path
 
@@ -76,16 +79,29 @@ def run_main(argv: list[str]) -> int:
         print("Pareto front (return, nJ per inference):")
         for t in sorted(study.best_trials, key=lambda t: t.values[1]):
             print(f"  #{t.number}: {t.values[0]:.1f}, {t.values[1]:.2f} nJ   {t.user_attrs.get('command', '')}")
-    print(f"report: dsqn-sweep report {name}" + (f" --storage '{shown_url(url)}'" if args.storage else ""))
+    print(f"report: {report_hint(name, out_root, args.storage)}")
     return 0
+
+
+def report_hint(name: str, out_root: Path, storage: str) -> str:
+    """The command that reports this worker's study, to run as printed from where the worker ran: its --out folder
+    (which holds study.db) for the default storage, else the study's name and storage with the report in --out/report.
+    A password in the URL is shown masked, as everywhere (then it has to be typed in)."""
+    from .study import shown_url
+
+    if not storage:
+        return shlex.join(["dsqn-sweep", "report", str(out_root)])
+    return shlex.join(["dsqn-sweep", "report", name, "--storage", shown_url(storage), "--out", str(out_root / "report")])
 
 
 def report_main(argv: list[str]) -> int:
     p = ArgumentParser(prog="dsqn-sweep report", description="Pareto front, parameter importances and learning curves "
                        "of a study, as index.html with PNG and SVG figures and report.json.", allow_abbrev=False)
-    p.add_argument("study", help="study name")
-    p.add_argument("--storage", default="", help="RDB URL (default: sqlite:///sweeps/<study>/study.db)")
-    p.add_argument("--out", default="", help="output folder (default: sweeps/<study>/report)")
+    p.add_argument("study", help="a study folder (a dsqn-sweep --out folder holding study.db: its study), or a study "
+                   "name (with --storage, or in sweeps/<name>/study.db)")
+    p.add_argument("--storage", default="", help="RDB URL (default: sqlite:///<study folder>/study.db)")
+    p.add_argument("--out", default="", help="output folder (default: <study folder>/report; the study folder is "
+                   "STUDY_DIR, the SQLite file's folder, or else sweeps/<study>)")
     p.add_argument("--top", type=int, default=8, help="learning curves of this many best trials (default: 8)")
     p.add_argument("--copy-trials", action="store_true",
                    help="copy each completed trial's model.net, emulator report, config, metrics and command beside the "
@@ -97,29 +113,55 @@ def report_main(argv: list[str]) -> int:
     if args.target is not None and not math.isfinite(args.target):
         raise UserError(f"--target {args.target}: must be a finite number")
     from .report import write_report
-    from .study import default_storage, load_existing, open_storage
+    from .study import load_existing, open_storage
 
-    url = args.storage or default_storage(Path("sweeps") / args.study)
-    study = load_existing(open_storage(url, create=False), args.study)
+    study_dir, name, url = _report_source(args.study, args.storage)
+    storage = open_storage(url, create=False)
+    if name is None:
+        name = _only_study(storage, study_dir)
+    study = load_existing(storage, name)
     if args.target is not None and (study.user_attrs.get("dsqn_space") or {}).get("sampler") != "grid":
-        raise UserError(f"--target: study {args.study!r} is not a grid (sampler: grid); only a grid's cells count runs")
-    out = Path(args.out or Path("sweeps") / args.study / "report")
+        raise UserError(f"--target: study {name!r} is not a grid (sampler: grid); only a grid's cells count runs")
+    out = Path(args.out) if args.out else study_dir / "report"
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"{out}: cannot create the report folder ({exc.strerror or exc.__class__.__name__})") from None
-    summary = write_report(study, out, args.top, target=args.target)
+    summary = write_report(study, out, args.top, target=args.target, study_dir=study_dir)
     if args.copy_trials:
         from .report import copy_trials
 
-        copied, kept, missing = copy_trials(summary["trials"], out)
+        copied, kept, missing = copy_trials(summary["trials"], out, study_dir)
         print(f"trial files: {copied} copied, {kept} already beside the report, {len(missing)} missing"
               + (f" ({', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''})" if missing else ""))
     c = summary["counts"]
-    print(f"study {args.study!r}: {c['COMPLETE']} complete, {c['PRUNED']} pruned, {c['FAIL']} failed; "
+    print(f"study {name!r}: {c['COMPLETE']} complete, {c['PRUNED']} pruned, {c['FAIL']} failed; "
           f"Pareto front: {', '.join('#' + str(r['number']) for r in summary['pareto']) or 'empty'}")
     print(f"wrote {out / 'index.html'} (+ {', '.join(summary['figures'])}, report.json)")
     return 0
+
+
+def _report_source(arg: str, storage: str) -> tuple[Path, str | None, str]:
+    """(study folder, study name or None: the only one in the folder's study.db, storage URL) for ``report ARG``."""
+    from .study import default_storage
+
+    folder = Path(arg)
+    if not storage and (folder / "study.db").is_file():
+        return folder, None, default_storage(folder)
+    if storage.startswith("sqlite:///"):
+        return Path(storage[len("sqlite:///"):]).parent, arg, storage
+    study_dir = Path("sweeps") / arg
+    return study_dir, arg, storage or default_storage(study_dir)
+
+
+def _only_study(storage, folder: Path) -> str:  # type: ignore[no-untyped-def]
+    from .study import quiet_optuna
+
+    names = [s.study_name for s in quiet_optuna().get_all_study_summaries(storage, include_best_trial=False)]
+    if len(names) != 1:
+        raise UserError(f"{folder / 'study.db'} holds {len(names)} studies ({', '.join(names) or 'none'}): name one, "
+                        f"as in: dsqn-sweep report NAME --storage sqlite:///{(folder / 'study.db').resolve()}")
+    return names[0]
 
 
 @cli_entry("dsqn-sweep")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
 import re
 import statistics
 import warnings
@@ -14,15 +15,43 @@ from typing import Any
 
 from dsqn.fileio import atomic_write_text
 
-from .study import DIRECTIONS, OBJECTIVES, OVER_BUDGET, _quiet_optuna, non_dominated
+from .study import DIRECTIONS, OBJECTIVES, OVER_BUDGET, non_dominated, quiet_optuna
 
 
-def _trial_row(t: Any) -> dict[str, Any]:
+def locate_trial_dir(stored: str | None, study_dir: Path) -> Path | None:
+    """Where a trial's folder is now: as stored (absolute, where its worker wrote it; or relative to the study folder,
+    as report.json keeps it), else -- the study folder was moved -- its ``trial_NNNN`` folder in the study folder."""
+    if not stored:
+        return None
+    path = Path(stored)
+    if not path.is_absolute():
+        return study_dir / path
+    if path.exists():
+        return path
+    moved = study_dir / path.name
+    return moved if moved.is_dir() else path
+
+
+def study_relative(path: Path | None, study_dir: Path) -> str | None:
+    """``path`` relative to the study folder (POSIX separators) where it lies inside it; a folder elsewhere (another
+    worker's --out, another machine) stays absolute: no relative path would survive moving the study anyway."""
+    if path is None:
+        return None
+    try:
+        return Path(os.path.abspath(path)).relative_to(os.path.abspath(study_dir)).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _trial_row(t: Any, study_dir: Path) -> dict[str, Any]:
     ua = t.user_attrs
+    trial_dir = locate_trial_dir(ua.get("trial_dir"), study_dir)
+    model_net = trial_dir / "model.net" if ua.get("model_net") and trial_dir is not None else None
     return {"number": t.number, "state": t.state.name, "params": t.params,
             "return": t.values[0] if t.values else None, "energy_nj": t.values[1] if t.values and len(t.values) > 1 else None,
             "emu_return": ua.get("emu_return"), "inferences": ua.get("inferences"), "command": ua.get("command"),
-            "model_net": ua.get("model_net"), "trial_dir": ua.get("trial_dir"), "host": ua.get("host"),
+            "model_net": study_relative(model_net, study_dir), "trial_dir": study_relative(trial_dir, study_dir),
+            "host": ua.get("host"),
             "seconds": ua.get("seconds"), "curve": ua.get("curve", []), "error": ua.get("error"),
             "pruned_at": ua.get("pruned_at"), "retry_of": t.system_attrs.get("failed_trial")}
 
@@ -30,7 +59,7 @@ def _trial_row(t: Any) -> dict[str, Any]:
 def importances(study: Any) -> dict[str, dict[str, float] | str]:
     """Parameter importances per objective (PED-ANOVA: no scikit-learn needed) -- which parameters decide whether a
     trial reaches the best returns / the lowest energies; a string says why there are none."""
-    optuna = _quiet_optuna()
+    optuna = quiet_optuna()
     from optuna.trial import TrialState
 
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -295,17 +324,18 @@ def _grid_html(grid: dict[str, Any]) -> list[str]:
 TRIAL_FILES = ("model.net", "report.emu.json", "config.json", "metrics.csv")
 
 
-def copy_trials(rows: list[dict], out: Path) -> tuple[int, int, list[str]]:
+def copy_trials(rows: list[dict], out: Path, study_dir: Path) -> tuple[int, int, list[str]]:
     """Each completed trial's small files (model.net, emulator report, config, metrics) and its command into
     out/trial_NNNN/. A trial folder that is gone (another machine, a fresh clone) keeps what an earlier copy left
-    there. Returns (copied, already there, missing trial names)."""
+    there. ``rows``: report.json's, their folders relative to ``study_dir``. Returns (copied, already there, missing
+    trial names)."""
     import shutil
 
     copied, kept, missing = 0, 0, []
     for r in rows:
         if r["state"] != "COMPLETE" or not r.get("trial_dir"):
             continue
-        src = Path(r["trial_dir"])
+        src = study_dir / r["trial_dir"]  # an absolute trial_dir stays itself
         dst = out / src.name
         if all((src / f).is_file() for f in TRIAL_FILES):
             dst.mkdir(parents=True, exist_ok=True)
@@ -327,12 +357,18 @@ def _fmt(v: Any) -> str:
     return html.escape(str(v))
 
 
-def write_report(study: Any, out: Path, top: int = 8, target: float | None = None) -> dict[str, Any]:
-    """index.html, figures and report.json of ``study`` in ``out``; ``target`` overrides the space's target."""
-    _quiet_optuna()
+def write_report(study: Any, out: Path, top: int = 8, target: float | None = None,
+                 study_dir: Path | None = None) -> dict[str, Any]:
+    """index.html, figures and report.json of ``study`` in ``out``; ``target`` overrides the space's target.
+
+    Trial folders and model.net files inside the study folder ``study_dir`` (default: ``out``'s parent; the
+    dsqn-sweep --out folder) are stored relative to it, and report.json's ``study_dir`` is that folder relative to
+    report.json's own, so a study folder can be moved or shared whole: ``<report.json's folder>/<study_dir>/<path>``."""
+    quiet_optuna()
     out.mkdir(parents=True, exist_ok=True)
+    study_dir = Path(study_dir) if study_dir is not None else out.parent
     trials = [t for t in study.get_trials(deepcopy=False) if not t.system_attrs.get(OVER_BUDGET)]
-    rows = [_trial_row(t) for t in trials]
+    rows = [_trial_row(t, study_dir) for t in trials]
     pareto = sorted(t.number for t in study.best_trials) if any(r["state"] == "COMPLETE" for r in rows) else []
     done = {r["number"]: (r["return"], r["energy_nj"]) for r in rows if r["state"] == "COMPLETE"}
     assert set(pareto) == non_dominated(done), "optuna's best_trials differ from the non-dominated set"
@@ -345,7 +381,8 @@ def write_report(study: Any, out: Path, top: int = 8, target: float | None = Non
     if grid is not None:
         files += grid_figure(grid, out)
     counts = {s: sum(r["state"] == s for r in rows) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")}
-    summary = {"study": study.study_name, "objectives": OBJECTIVES, "directions": ["maximize", "minimize"],
+    summary = {"study": study.study_name, "study_dir": Path(os.path.relpath(study_dir, out)).as_posix(),
+               "objectives": OBJECTIVES, "directions": ["maximize", "minimize"],
                "counts": counts, "pareto": [r for r in rows if r["number"] in pareto], "importances": imps,
                "trials": rows, "figures": files, "space": study.user_attrs.get("dsqn_space")}
     if grid is not None:

@@ -103,8 +103,19 @@ def run_trial(train_argv: list[str], trial_dir: Path, profile: str,
     new periodic evaluation; when it returns True the run's process group gets SIGTERM (pruned). A completed run
     is exported and deployed on the emulator over its final evaluation's episodes for the energy per inference."""
     t0 = time.time()
-    trial_dir.mkdir(parents=True, exist_ok=True)
-    log = trial_dir / "sweep.log"
+    # dsqn-train refuses a non-empty run folder: the log waits beside the folder until dsqn-train has made it (its
+    # check is behind it then), and moves in (the open file keeps being written through the rename)
+    log = trial_dir.with_name(f"{trial_dir.name}.sweep.log")
+
+    def settle_log(make: bool = False) -> Path:
+        nonlocal log
+        if make:
+            trial_dir.mkdir(parents=True, exist_ok=True)
+        if log.parent != trial_dir and trial_dir.is_dir():
+            os.replace(log, trial_dir / "sweep.log")
+            log = trial_dir / "sweep.log"
+        return log
+
     argv = script("dsqn-train") + train_argv
     metrics = trial_dir / "metrics.csv"
     seen = 0
@@ -121,6 +132,7 @@ def run_trial(train_argv: list[str], trial_dir: Path, profile: str,
                     break
                 except subprocess.TimeoutExpired:
                     pass
+                settle_log()
                 curve, _ = read_metrics(metrics)
                 if len(curve) > seen and not pruned:
                     seen = len(curve)
@@ -139,6 +151,8 @@ def run_trial(train_argv: list[str], trial_dir: Path, profile: str,
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
             raise
+        finally:
+            settle_log(make=True)
     curve, final = read_metrics(metrics)
     if pruned:
         return TrialResult("pruned", curve, seconds=time.time() - t0)

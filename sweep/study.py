@@ -1,8 +1,11 @@
 """The shared study: storage, the worker loop with a budget that holds across workers, pruning, the Pareto set.
 
-Objectives: (final greedy return: maximise, energy per inference in nJ on the emulator: minimise).
+Objectives: (final greedy return: maximise, energy per inference in nJ on the emulator: minimise), named
+``METRIC_NAMES`` in the study (optuna-dashboard shows them instead of "Objective 0/1").
 Optuna does not prune multi-objective studies (``Trial.report`` / ``should_prune`` raise for them), so each
-trial's periodic evaluations are stored as the user attribute ``curve`` and :func:`median_prune` applies
+trial's periodic evaluations are written as its intermediate values straight into the storage (what ``Trial.report``
+writes: optuna-dashboard draws them as learning curves), also stored as the user attribute ``curve``, and
+:func:`median_prune` applies
 Optuna's MedianPruner rule to them: after ``n_startup_trials`` completed trials and ``n_warmup_steps`` env steps,
 a trial whose best evaluation so far is below the median of the completed trials' evaluations at the same step
 (their last evaluation at or before it) is stopped (SIGTERM to its process group) and told PRUNED.
@@ -29,11 +32,13 @@ from .space import SearchSpace
 
 DIRECTIONS = ["maximize", "minimize"]
 OBJECTIVES = ["final greedy return", "energy per inference (nJ)"]
+METRIC_NAMES = ["return", "energy_nJ"]  # the same objectives, as the study names them (Study.set_metric_names)
 SPACE_ATTR = "dsqn_space"
 OVER_BUDGET = "dsqn_over_budget"
 
 
-def _quiet_optuna():
+def quiet_optuna():
+    """optuna, imported with its info logging and experimental/future warnings silenced (the sweep's one import)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -84,7 +89,7 @@ def open_storage(url: str, heartbeat: int = 10, grace: int = 30, create: bool = 
     """An RDBStorage with heartbeats (a worker that stops beating for ``grace`` s has its trial failed and retried).
 
     Unreachable or malformed: UserError naming the URL. ``create=False``: an SQLite file must exist already."""
-    _quiet_optuna()
+    quiet_optuna()
     from optuna.storages import RDBStorage
 
     if "://" not in url:
@@ -122,7 +127,7 @@ def open_storage(url: str, heartbeat: int = 10, grace: int = 30, create: bool = 
 
 def make_sampler(space: SearchSpace, seed: int | None):
     """TPE (multivariate, constant liar for parallel workers), or a grid that runs every point once."""
-    optuna = _quiet_optuna()
+    optuna = quiet_optuna()
     if space.sampler == "grid":
         # Trial n runs point n of the sampler's shuffled grid: every worker must shuffle alike, so the grid's
         # order is fixed (seed 0) whatever --seed a worker was given.
@@ -149,7 +154,7 @@ def _Grid(search_space: dict[str, list[Any]], seed: int | None):  # noqa: N802 -
 
 def load_or_create(storage: Any, name: str, space: SearchSpace, seed: int | None):
     """The study named ``name``: created with the space stored in it, or loaded when its space is the same."""
-    optuna = _quiet_optuna()
+    optuna = quiet_optuna()
     sampler = make_sampler(space, seed)
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     if name in existing:
@@ -160,7 +165,7 @@ def load_or_create(storage: Any, name: str, space: SearchSpace, seed: int | None
         if stored != space.to_dict():
             raise UserError(f"study {name!r} was created with another search space (fixed options, params, pruner or "
                             "deploy differ); use the same space file or name a new --study")
-        return study
+        return _named(study)
     study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, directions=DIRECTIONS,
                                 load_if_exists=True)
     if SPACE_ATTR not in study.user_attrs:
@@ -168,11 +173,18 @@ def load_or_create(storage: Any, name: str, space: SearchSpace, seed: int | None
         study.set_user_attr("objectives", OBJECTIVES)
     elif study.user_attrs[SPACE_ATTR] != space.to_dict():  # another worker created it a moment ago, differently
         raise UserError(f"study {name!r} was created with another search space; name a new --study")
+    return _named(study)
+
+
+def _named(study: Any) -> Any:
+    """The study with its objectives named (studies made before the names were set get them on their next run)."""
+    if study.metric_names != METRIC_NAMES:
+        study.set_metric_names(METRIC_NAMES)
     return study
 
 
 def load_existing(storage: Any, name: str):
-    optuna = _quiet_optuna()
+    optuna = quiet_optuna()
     names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
     if name not in names:
         raise UserError(f"no study named {name!r} in this storage (studies: {', '.join(names) or 'none'})")
@@ -260,7 +272,7 @@ def work(study: Any, space: SearchSpace, n_trials: int, out_root: Path, poll_s: 
     """Run trials until the study holds ``n_trials`` finished (complete or pruned) ones; returns how many this
     worker finished. Another worker's running trial holds its place in the budget until it finishes or its
     heartbeat goes stale (then it is failed and its parameters are queued again)."""
-    _quiet_optuna()
+    quiet_optuna()
     from optuna.storages import fail_stale_trials
     from optuna.trial import TrialState
 
@@ -325,8 +337,18 @@ def _run_one(study: Any, trial: Any, space: SearchSpace, out_root: Path, poll_s:
     pr = space.pruner
     # Rule inputs change only when a trial completes: re-read the completed curves at each new evaluation.
 
+    reported: set[int] = set()
+
+    def report(curve: list[tuple[int, float]]) -> None:
+        # Trial.report refuses multi-objective studies; the storage call it makes does not (dashboard curves)
+        for step, value in curve:
+            if step not in reported and step >= 0 and math.isfinite(value):
+                trial.storage.set_trial_intermediate_value(trial._trial_id, int(step), float(value))
+                reported.add(step)
+
     def on_eval(curve: list[tuple[int, float]]) -> bool:
         trial.set_user_attr("curve", [list(p) for p in curve])
+        report(curve)
         if not pr["enabled"]:
             return False
         completed = [t.user_attrs.get("curve", []) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
@@ -338,6 +360,7 @@ def _run_one(study: Any, trial: Any, space: SearchSpace, out_root: Path, poll_s:
     with _Heartbeat(study._storage, trial._trial_id):
         res: TrialResult = run_trial(train_argv, trial_dir, space.deploy["profile"], on_eval, poll_s)
     trial.set_user_attr("curve", [list(p) for p in res.curve])
+    report(res.curve)  # evaluations written after the last poll
     trial.set_user_attr("seconds", round(res.seconds, 1))
     if res.state == "pruned":
         study.tell(trial, state=TrialState.PRUNED)

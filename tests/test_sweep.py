@@ -356,16 +356,74 @@ def test_sqlite_study_budget_objectives_and_reproducing_command(sqlite_sweep):
     assert "Pareto front" in r.stdout
 
 
+def test_study_names_its_objectives_and_trials_report_their_evaluations(sqlite_sweep):
+    """Issue 26: optuna-dashboard showed "Objective 0/1" and no learning curves. The study names its objectives in
+    the order of its directions, and every trial's periodic evaluations are its intermediate values."""
+    _, _, url, _ = sqlite_sweep
+    study = load(url, "tiny")
+    assert study.metric_names == ["return", "energy_nJ"]
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    for t in study.get_trials(deepcopy=False):
+        curve = t.user_attrs["curve"]
+        assert len(curve) >= (2 if t.state.name == "COMPLETE" else 1), curve  # eval_every 100 over 400 steps
+        assert t.intermediate_values == {int(step): value for step, value in curve}
+
+
+def test_the_printed_report_command_runs_as_printed(sqlite_sweep):
+    """Issue 26: after ``dsqn-sweep SPACE --out X`` the printed next step (``dsqn-sweep report <study>``) failed: it
+    looked for sweeps/<study>/study.db. The hint names the --out folder, and runs verbatim from the same folder."""
+    d, _, _, r = sqlite_sweep
+    hints = [line for line in r.stdout.splitlines() if line.startswith("report: ")]
+    assert hints == ["report: dsqn-sweep report out"], r.stdout
+    argv = shlex.split(hints[0][len("report: "):])
+    assert argv[0] == "dsqn-sweep"
+    rep = subprocess.run([*sweep_cmd(), *argv[1:]], cwd=d, capture_output=True, text=True, timeout=600, env=ENV)
+    assert rep.returncode == 0, rep.stdout + rep.stderr
+    assert f"wrote {Path('out') / 'report' / 'index.html'}" in rep.stdout and (d / "out" / "report" / "report.json").is_file()
+
+
+def test_a_moved_study_folder_keeps_its_report_paths(sqlite_sweep):
+    """report.json stored absolute paths; now the trial folders and model.net files are relative to the study folder
+    (report.json's ``study_dir``, relative to report.json's own folder), so a moved study resolves them, and its
+    report, made again after the move, finds the moved trial folders (--copy-trials)."""
+    d, _, url, _ = sqlite_sweep
+    r = sweep("report", "out", cwd=d)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rep = json.loads((d / "out" / "report" / "report.json").read_text())
+    assert rep["study_dir"] == ".."
+    complete = [t for t in rep["trials"] if t["state"] == "COMPLETE"]
+    assert complete
+    for t in rep["trials"]:
+        assert t["trial_dir"] == f"trial_{t['number']:04d}"
+        assert t["model_net"] == (f"trial_{t['number']:04d}/model.net" if t["state"] == "COMPLETE" else None)
+    moved = d / "elsewhere" / "moved"
+    moved.parent.mkdir()
+    shutil.move(d / "out", moved)
+    try:
+        base = moved / "report" / rep["study_dir"]
+        for t in complete:
+            assert (base / t["model_net"]).is_file() and (base / t["trial_dir"] / "config.json").is_file()
+        r = sweep("report", str(moved), "--copy-trials", cwd=d)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert f"trial files: {len(complete)} copied, 0 already beside the report, 0 missing" in r.stdout, r.stdout
+        again = json.loads((moved / "report" / "report.json").read_text())
+        assert [(t["trial_dir"], t["model_net"]) for t in again["trials"]] == \
+            [(t["trial_dir"], t["model_net"]) for t in rep["trials"]]
+    finally:
+        shutil.move(moved, d / "out")
+
+
 def test_report_pareto_equals_non_dominated_set(sqlite_sweep):
     d, _, url, _ = sqlite_sweep
     r = sweep("report", "tiny", "--storage", url, "--out", "rep", cwd=d)
     assert r.returncode == 0, r.stdout + r.stderr
     rep = json.loads((d / "rep" / "report.json").read_text())
+    assert rep["study_dir"] == "../out"  # the SQLite file's folder, from rep/
     trials = load(url, "tiny").get_trials(deepcopy=False)
     pts = {t.number: tuple(t.values) for t in trials if t.state.name == "COMPLETE"}
     assert {p["number"] for p in rep["pareto"]} == non_dominated(pts) and rep["pareto"]
     for p in rep["pareto"]:
-        assert p["command"].startswith("dsqn-train ") and Path(p["model_net"]).is_file()
+        assert p["command"].startswith("dsqn-train ") and (d / "out" / p["model_net"]).is_file()
     page = (d / "rep" / "index.html").read_text()
     for p in rep["pareto"]:
         assert shlex.split(p["command"])[0] == "dsqn-train" and p["model_net"] in page
