@@ -104,6 +104,9 @@ def score_summary(env_id: str, returns: list[float], truncated: int = 0) -> dict
 def make_atari(game: str, train: bool, render_mode: str | None = None) -> gym.Env:
     """Standard DQN preprocessing: up to 30 no-op starts, frame skip 4 with max over the last two frames,
     84x84 grayscale, 4 stacked frames, the 108k-frame cap; life loss ends an episode only in training."""
+    from dsqn.extras import require
+
+    require(f"the Atari game {game}", "atari", "ale_py", "cv2")
     import ale_py
     from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
 
@@ -147,6 +150,10 @@ def make_env(env_id: str, seed: int | None = None, train: bool = False, render_m
         kw = {} if render_mode is None else {"render_mode": render_mode}  # envs without a render_mode argument exist
         env = make_atari(game, train, render_mode) if game is not None else gym.make(env_id, **kw)
     except (gym.error.Error, ImportError) as exc:  # ImportError: an id "module:Env" whose module is missing
+        if isinstance(exc, gym.error.DependencyNotInstalled) and "mujoco" in str(exc).lower():
+            from dsqn.extras import missing_extra
+
+            raise missing_extra(env_id, "mujoco") from None
         why = " ".join(str(exc).split())
         if isinstance(exc, gym.error.NameNotFound | gym.error.NamespaceNotFound | gym.error.VersionNotFound):
             why = why.rstrip(".") + unknown_env_hint(env_id, game)

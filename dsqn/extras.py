@@ -1,4 +1,4 @@
-"""The optional lava extra (lava-nc, lava-dl; Python 3.10): one check of whether it is installed."""
+"""The optional extras (pyproject.toml): one check each, and one line naming the pip command when one is missing."""
 
 from __future__ import annotations
 
@@ -12,7 +12,34 @@ from types import ModuleType
 
 from dsqn.errors import UserError
 
-INSTALL_HINT = "pip install 'dsqn[lava]' (Python 3.10)"
+# Each optional extra of pyproject.toml and the pip command that brings it (the same packages and pins), so a missing
+# one is named in one line that works whether dsqn came from a clone (pip install -e '.[x]') or not.
+EXTRAS: dict[str, str] = {
+    "atari": "pip install 'ale-py>=0.9' opencv-python-headless",
+    "mujoco": "pip install 'gymnasium[mujoco]>=1.0'",
+    "sweep": "pip install 'optuna>=4.5'",
+    "postgres": "pip install 'optuna>=4.5' psycopg2-binary",
+    "lava": "pip install lava-nc==0.10.0 lava-dl==0.6.0 (Python 3.10 only)",
+    "nir": "pip install 'nir>=1.0' 'snntorch>=1.0' 'nirtorch>=2.0'",
+    "video": "pip install moviepy",
+}
+INSTALL_HINT = EXTRAS["lava"]
+
+
+def missing_extra(what: str, extra: str) -> UserError:
+    """The one-line error for a feature whose extra is not installed."""
+    return UserError(f"{what} needs the {extra} extra: {EXTRAS[extra]} (in a clone: pip install -e '.[{extra}]')")
+
+
+def require(what: str, extra: str, *modules: str) -> None:
+    """Raise :func:`missing_extra` unless every module (found without importing it) is installed."""
+    for module in modules:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ModuleNotFoundError, ValueError):
+            found = False
+        if not found:
+            raise missing_extra(what, extra)
 
 
 def lava_available() -> bool:
@@ -26,7 +53,8 @@ def lava_available() -> bool:
 def require_lava(what: str) -> None:
     """One-line UserError naming ``what`` and how to install the extra."""
     if not lava_available():
-        raise UserError(f"{what} needs the lava extra: {INSTALL_HINT}; --backend emu runs the same arithmetic without it")
+        raise UserError(f"{what} needs the lava extra: {INSTALL_HINT} (in a clone: pip install -e '.[lava]'); "
+                        "--backend emu runs the same arithmetic without it")
 
 
 def ready_for_lava() -> None:

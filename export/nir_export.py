@@ -101,10 +101,11 @@ READOUT_NODE = "readout_neuron"
 
 
 def _nir():  # type: ignore[no-untyped-def]
-    try:
-        import nir
-    except ImportError:
-        raise UserError("NIR export needs the 'nir' package: pip install nir (a dependency of dsqn)") from None
+    from dsqn.extras import require
+
+    require("NIR export", "nir", "nir")
+    import nir
+
     return nir
 
 

@@ -27,6 +27,7 @@ import shutil
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,7 @@ from dsqn.errors import UserError
 from dsqn.fileio import atomic_write_text, check_output_dir, remove_stale_temp_files
 from dsqn.qnet import SpikingQNet
 
+from .activity import ActivityMeter
 from .config import FIELD_DEFAULTS, TrainConfig, config_json, config_warnings, migrate, validate
 from .replay import FrameReplay, ReplayBuffer
 
@@ -117,10 +119,12 @@ class Evaluation:
 
 
 def run_evaluation(model: SpikingQNet, encoder: Encoder, env_id: str, episodes: int, seed: int, epsilon: float = 0.0,
-                   max_steps: int = 0, video_dir: Path | None = None) -> Evaluation:
+                   max_steps: int = 0, video_dir: Path | None = None,
+                   on_batch: Callable[[torch.Tensor], None] | None = None) -> Evaluation:
     """``episodes`` evaluation episodes (seeds seed, seed+1, ...) of the network's policy: greedy (or epsilon-greedy
     for discrete actions) for a Q-network, the deterministic action for an actor (``SpikingQNet.policy_actions``:
     what the deployed network does). ``video_dir``: the first episode is recorded there (gymnasium's RecordVideo).
+    ``on_batch(payloads)`` sees every step's payloads (the activity meter, train/activity.py).
 
     The episodes run side by side, one batched forward pass per step for all unfinished ones (the network
     is stateless between inferences, so this equals running them one after the other).
@@ -143,6 +147,8 @@ def run_evaluation(model: SpikingQNet, encoder: Encoder, env_id: str, episodes: 
         while alive:
             batch = torch.from_numpy(np.stack([encoder.encode(obs[i]) for i in alive]).astype(np.float32)).to(device_of(model))
             actions = model.policy_actions(batch)
+            if on_batch is not None:
+                on_batch(batch)
             still = []
             for i, a in zip(alive, actions):
                 a = pick[i](a) if discrete else a
@@ -163,9 +169,9 @@ def run_evaluation(model: SpikingQNet, encoder: Encoder, env_id: str, episodes: 
 
 
 def evaluate(model: SpikingQNet, encoder: Encoder, env_id: str, episodes: int, seed: int, epsilon: float = 0.0,
-             max_steps: int = 0) -> list[float]:
+             max_steps: int = 0, on_batch: Callable[[torch.Tensor], None] | None = None) -> list[float]:
     """The returns of :func:`run_evaluation`."""
-    return run_evaluation(model, encoder, env_id, episodes, seed, epsilon, max_steps).returns
+    return run_evaluation(model, encoder, env_id, episodes, seed, epsilon, max_steps, on_batch=on_batch).returns
 
 
 def anneal_lr(optimizers: list[torch.optim.Optimizer], cfg: TrainConfig, step: int) -> None:
@@ -264,9 +270,12 @@ def check_extras(cfg: TrainConfig) -> None:
     """The optional packages an option needs, checked before anything is written (one line naming the install)."""
     import importlib.util
 
-    for flag, on, module, pip in (("--track", cfg.track, "wandb", "wandb"), ("--capture-video", cfg.capture_video, "moviepy", "moviepy")):
-        if on and importlib.util.find_spec(module) is None:
-            raise UserError(f"{flag} needs {module}: pip install {pip}")
+    from dsqn.extras import require
+
+    if cfg.track and importlib.util.find_spec("wandb") is None:
+        raise UserError("--track needs Weights & Biases: pip install wandb")
+    if cfg.capture_video:
+        require("--capture-video", "video", "moviepy")
 
 
 def start_tracking(cfg: TrainConfig, run_dir: Path):  # type: ignore[no-untyped-def]
@@ -470,12 +479,19 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None, overwrite: bool = 
                         log.writerow([step, kind, value, f"sps={sps:.1f}"])
             algo.after_step(step)
             if step % cfg.eval_every == 0 or step == cfg.total_timesteps:
+                meter = ActivityMeter.of(model)  # synops per inference on the evaluation's observations
                 rets = evaluate(model, encoder, cfg.env_id, cfg.eval_episodes, seed=10_000_000 + step, epsilon=cfg.eval_epsilon,
-                                max_steps=cfg.eval_max_steps)
+                                max_steps=cfg.eval_max_steps, on_batch=meter.add if meter else None)
                 mean = float(np.mean(rets))
                 evals.append({"step": step, "mean": mean, "std": float(np.std(rets))})
                 writer.add_scalar("charts/eval_return", mean, step)
                 log.writerow([step, "eval_return", mean, f"std={np.std(rets):.1f}"])
+                if meter is not None:
+                    activity = meter.summary()
+                    evals[-1]["synops_per_inference"] = activity["synops_per_inference"]
+                    for tag, val in ActivityMeter.scalars(activity).items():
+                        writer.add_scalar(tag, val, step)
+                        log.writerow([step, tag, val, ""])
                 csv_file.flush()  # evaluations are visible at once to whoever follows the run (dsqn-sweep's pruner)
                 if mean >= best_eval:
                     best_eval = mean
@@ -485,11 +501,15 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None, overwrite: bool = 
                 csv_file.flush()
         bar.close()
         model.load_state_dict(best_state)
+        meter = ActivityMeter.of(model)
         ev = run_evaluation(model, encoder, cfg.env_id, cfg.final_eval_episodes, seed=FINAL_EVAL_SEED, epsilon=cfg.eval_epsilon,
-                            max_steps=cfg.eval_max_steps, video_dir=run_dir / "videos" if cfg.capture_video else None)
+                            max_steps=cfg.eval_max_steps, video_dir=run_dir / "videos" if cfg.capture_video else None,
+                            on_batch=meter.add if meter else None)
         rets, cut = ev.returns, truncated_episodes(cfg.env_id, ev.capped, cfg.eval_max_steps)
         final = {"episodes": len(rets), **score_summary(cfg.env_id, rets, cut), "returns": rets, "lengths": ev.lengths,
                  "epsilon": cfg.eval_epsilon, "seconds": time.time() - t_start, "env_steps": step}
+        if meter is not None:  # exported with model.net's train_final_eval
+            final["activity"] = {**meter.summary(), "synop_penalty": cfg.synop_penalty, "rate_target": cfg.rate_target}
         log.writerow([step, "final_eval_return", final["mean"], f"std={final['std']:.1f}"])
         save(final)
         shown = f" (truncated: {cut} of {len(rets)} episodes cut at --eval-max-steps {cfg.eval_max_steps}; not a score)" if cut else ""
