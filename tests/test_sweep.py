@@ -575,3 +575,33 @@ def test_two_workers_on_postgres_survive_a_killed_worker(postgres: str, tmp_path
     r = sweep(str(space), "--out", "b", *common, cwd=tmp_path)  # resuming a finished study runs nothing
     assert r.returncode == 0 and "finished 0 trials" in r.stdout
     assert len(load(postgres, "pg").get_trials(deepcopy=False)) == len(trials)
+
+
+def test_four_workers_on_postgres_never_run_more_trials_than_the_budget(postgres: str, tmp_path: Path):
+    """Issue 27: workers started together on one PostgreSQL study race for the budget (each reads the count, then
+    asks for a trial). 4 workers, budget 6: exactly 6 trials are run (a training started, a trial folder made) and
+    finish; the workers that asked past the budget told those trials FAIL (marked over budget) without running them."""
+    space = write_space(tmp_path / "pg4.yaml", study="pg4", n_trials=6, pruner={"enabled": False},
+                        fixed={**TINY, "total_timesteps": 200, "eval_every": 100})
+    common = ["--storage", postgres, "--heartbeat", "2", "--grace", "30", "--poll", "0.3"]
+    procs = [subprocess.Popen([*sweep_cmd(), str(space), "--out", f"w{i}", "--seed", str(i), *common], cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV) for i in range(4)]
+    try:
+        outs = [p.communicate(timeout=900)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert [p.returncode for p in procs] == [0] * 4, "\n".join(outs)
+    trials = load(postgres, "pg4").get_trials(deepcopy=False)
+    ran = [t for t in trials if "command" in t.user_attrs]
+    finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(ran) == 6 and len(finished) == 6, [(t.number, t.state.name, sorted(t.user_attrs)) for t in trials]
+    assert sorted(t.number for t in finished) == sorted(t.number for t in ran)
+    over = [t for t in trials if t.system_attrs.get("dsqn_over_budget")]
+    assert all(t.state.name == "FAIL" and "command" not in t.user_attrs for t in over)
+    assert len(trials) == len(ran) + len(over)
+    folders = sorted(p.name for p in tmp_path.glob("w*/trial_*") if p.is_dir())
+    assert len(folders) == 6 and folders == sorted(f"trial_{t.number:04d}" for t in ran)
+    assert sum(int(o.split("this worker finished ")[1].split()[0]) for o in outs) == 6
