@@ -21,7 +21,7 @@ EXTRAS: dict[str, str] = {
     "postgres": "pip install 'optuna>=4.5' psycopg2-binary",
     "lava": "pip install lava-nc==0.10.0 lava-dl==0.6.0 (Python 3.10 only)",
     "nir": "pip install 'nir>=1.0' 'snntorch>=1.0' 'nirtorch>=2.0'",
-    "video": "pip install moviepy",
+    "video": "pip install moviepy 'gymnasium[classic-control]>=1.0'",
 }
 INSTALL_HINT = EXTRAS["lava"]
 

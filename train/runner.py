@@ -276,6 +276,17 @@ def check_extras(cfg: TrainConfig) -> None:
         raise UserError("--track needs Weights & Biases: pip install wandb")
     if cfg.capture_video:
         require("--capture-video", "video", "moviepy")
+        try:  # a frame now, not after hours of training (pygame for classic control, a GL context for MuJoCo)
+            env = make_env(cfg.env_id, render_mode="rgb_array")
+            try:
+                env.reset(seed=cfg.seed)
+                env.render()
+            finally:
+                env.close()
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - rendering back ends fail in many ways
+            raise UserError(f"--capture-video: {cfg.env_id} cannot render frames here: {' '.join(str(exc).split())[:200]}") from None
 
 
 def start_tracking(cfg: TrainConfig, run_dir: Path):  # type: ignore[no-untyped-def]
