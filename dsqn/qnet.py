@@ -172,6 +172,39 @@ def conv_out(size: int, kernel: int, stride: int, padding: int = 0) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
+def conv_fanout(in_shape: list[int], out_channels: int, kernel: int, stride: int, padding: int = 0) -> np.ndarray:
+    """Synapses leaving each input neuron (C, H, W flattened) of a square conv: the output positions whose kernel
+    covers it, times the output channels -- exact at borders and strides; padding taps are no synapses (the same
+    count as hw_sim.emulator.conv_fanout of the exported layer; tests/test_synop_penalty.py compares them)."""
+    c, h, w = (int(v) for v in in_shape)
+    oh, ow = conv_out(h, kernel, stride, padding), conv_out(w, kernel, stride, padding)
+    count = np.zeros((h + 2 * padding, w + 2 * padding), dtype=np.int64)
+    for i in range(kernel):
+        for j in range(kernel):
+            count[i: i + oh * stride: stride, j: j + ow * stride: stride] += 1
+    count = count[padding: padding + h, padding: padding + w]
+    return np.broadcast_to(count * int(out_channels), (c, h, w)).reshape(-1).copy()
+
+
+@dataclass
+class Activity:
+    """The activity of each inference of a batch as :mod:`dsqn.hw_sim.counters` counts it on the emulator and
+    Lava, per netx layer (the hidden layers, then the readout): layer i's input events (the first layer's: every
+    non-zero payload value on each of the T steps; a later layer's: the previous hidden layer's spikes in its
+    window, :func:`dsqn.timing.window`) and synaptic operations (each event times the fan-out of its source neuron,
+    :meth:`SpikingQNet.fanouts`); and each hidden layer's output spikes in its window. Every tensor is (B,)
+    float64 with integer values; ``synops[i > 0]`` and ``spikes`` are sums of the forward pass's spike tensors,
+    so they carry its surrogate gradient (the first layer's synops are a constant of the payload)."""
+
+    in_events: list[torch.Tensor]
+    synops: list[torch.Tensor]
+    spikes: list[torch.Tensor]
+
+    def total_synops(self) -> torch.Tensor:
+        """(B,) synaptic operations per inference over all layers."""
+        return torch.stack(self.synops).sum(0)
+
+
 class SpikingQNet(torch.nn.Module):
     """Deep spiking Q-network: CUBA-LIF dense/conv blocks and a non-spiking accumulating readout."""
 
@@ -324,16 +357,9 @@ class SpikingQNet(torch.nn.Module):
                 return self(payload).argmax(dim=1).tolist()
         return [self._readout.act(v) for v in self.readout_voltage(payload)]
 
-    def forward(self, payload: torch.Tensor, return_spikes: bool = False):  # type: ignore[no-untyped-def]
-        """payload: (B, *input_shape) integer payloads (as float). Returns Q (B, A); with ``return_spikes`` also
-        each layer's delayed spike train (B, *shape, T) and the readout voltage (B, A, T) in state units.
-        Without autograd on the CPU (acting, evaluation, the target network) small dense networks run as one
-        compiled call (:mod:`dsqn.fused`), which returns the same numbers."""
-        T, L = self.spec.timesteps, self.spec.n_layers
-        if not return_spikes and not torch.is_grad_enabled() and payload.device.type == "cpu" and self.fused_enabled:
-            net = self._fused_net()
-            if net is not None:
-                return self._forward_fused(*net, payload)
+    def _run_blocks(self, payload: torch.Tensor, n_steps: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The hidden blocks over ``n_steps`` steps: the last block's output and each hidden layer's delayed spike
+        train, time-major (B, n_steps, *shape). Causal: the first T steps do not depend on ``n_steps``."""
         x = payload
         spikes = []
         first = True
@@ -342,11 +368,111 @@ class SpikingQNet(torch.nn.Module):
                 x = block.forward_tm(x)
                 continue
             # the first synapse delays the constant observation by one step
-            x = block.forward_tm(x, n_steps=T, const_from=timing.SYNAPSE_DELAY) if first else block.forward_tm(x)
+            x = block.forward_tm(x, n_steps=n_steps, const_from=timing.SYNAPSE_DELAY) if first else block.forward_tm(x)
             first = False
             spikes.append(x)
+        return x, spikes
+
+    def _readout_tm(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Q (B, A) and the readout voltage (B, T, A) from the last block's output over the first T steps."""
+        T, L = self.spec.timesteps, self.spec.n_layers
         v = self.readout.forward_tm(x, self.quantized_bias(), timing.reset_mask(L - 1, T, T), timing.reset_step(L - 1, T))
-        q = self._readout.decode(v[:, timing.readout_step(T)])
+        return self._readout.decode(v[:, timing.readout_step(T)]), v
+
+    def forward(self, payload: torch.Tensor, return_spikes: bool = False):  # type: ignore[no-untyped-def]
+        """payload: (B, *input_shape) integer payloads (as float). Returns Q (B, A); with ``return_spikes`` also
+        each layer's delayed spike train (B, *shape, T) and the readout voltage (B, A, T) in state units.
+        Without autograd on the CPU (acting, evaluation, the target network) small dense networks run as one
+        compiled call (:mod:`dsqn.fused`), which returns the same numbers."""
+        T = self.spec.timesteps
+        if not return_spikes and not torch.is_grad_enabled() and payload.device.type == "cpu" and self.fused_enabled:
+            net = self._fused_net()
+            if net is not None:
+                return self._forward_fused(*net, payload)
+        x, spikes = self._run_blocks(payload, T)
+        q, v = self._readout_tm(x)
         if return_spikes:  # in slayer's layout, time last
             return q, [s.movedim(1, -1) for s in spikes], v.movedim(1, -1)
         return q
+
+    def forward_activity(self, payload: torch.Tensor, rows: int | None = None) -> tuple[torch.Tensor, list[torch.Tensor], Activity]:
+        """``forward(payload, return_spikes=True)``'s Q and spike trains, and the :class:`Activity` of the first
+        ``rows`` payloads (all: None), from one pass of the hidden layers over T + L steps (every layer's whole
+        window; the chip's pipelined inference, :mod:`dsqn.timing`). Q, the spikes returned and their gradients are
+        forward's (its T steps are the first T of this causal pass); the activity's synops and spikes carry the
+        surrogate gradient of the same spike tensors."""
+        T, L = self.spec.timesteps, self.spec.n_layers
+        x, spikes = self._run_blocks(payload, timing.inference_steps(T, L))
+        q, _ = self._readout_tm(x[:, :T])
+        rows = payload.shape[0] if rows is None else rows
+        activity = self.activity_of(payload[:rows], [s[:rows] for s in spikes])
+        return q, [s[:, :T].movedim(1, -1) for s in spikes], activity
+
+    def activity(self, payload: torch.Tensor) -> Activity:
+        """The per-inference :class:`Activity` of each payload (differentiable where autograd is on; the readout is
+        not run: its synops are the last hidden layer's spikes times its fan-out)."""
+        _, spikes = self._run_blocks(payload, timing.inference_steps(self.spec.timesteps, self.spec.n_layers))
+        return self.activity_of(payload, spikes)
+
+    def fanouts(self) -> list[np.ndarray]:
+        """Per netx layer (hidden layers, then the readout): the fan-out of each of its source neurons -- the
+        payload's elements for the first, the previous hidden layer's neurons (flattened C, H, W) otherwise --
+        i.e. the synapses each drives in that layer, exact at conv borders and strides (as hw_sim.counters)."""
+        shape = list(self.spec.input_shape)
+        out = []
+        for layer in self.spec.layers:
+            if layer["type"] == "conv":
+                k, st = int(layer["kernel"]), int(layer.get("stride", 1))
+                out.append(conv_fanout(shape, int(layer["out"]), k, st))
+                shape = [int(layer["out"]), conv_out(shape[1], k, st), conv_out(shape[2], k, st)]
+            else:
+                out.append(np.full(int(np.prod(shape)), int(layer["out"]), dtype=np.int64))
+                shape = [int(layer["out"])]
+        out.append(np.full(int(np.prod(shape)), self.spec.n_actions, dtype=np.int64))
+        return out
+
+    def synapse_counts(self) -> list[int]:
+        """Synapses of each netx layer (the sum of its sources' fan-outs; conv: taps that meet a real input)."""
+        return [int(f.sum()) for f in self.fanouts()]
+
+    def ann_macs(self) -> list[int]:
+        """Multiply-accumulates per netx layer of the same-shape ANN (one dense pass): what hw_sim.counters.ann_macs
+        counts from the exported file."""
+        shape = list(self.spec.input_shape)
+        macs = []
+        for layer in self.spec.layers:
+            if layer["type"] == "conv":
+                k, st = int(layer["kernel"]), int(layer.get("stride", 1))
+                out_shape = [int(layer["out"]), conv_out(shape[1], k, st), conv_out(shape[2], k, st)]
+                macs.append(int(np.prod(out_shape)) * shape[0] * k * k)
+                shape = out_shape
+            else:
+                macs.append(int(np.prod(shape)) * int(layer["out"]))
+                shape = [int(layer["out"])]
+        macs.append(int(np.prod(shape)) * self.spec.n_actions)
+        return macs
+
+    def activity_of(self, payload: torch.Tensor, spikes_tm: list[torch.Tensor]) -> Activity:
+        """:class:`Activity` from the payloads (B, *input_shape) and the hidden layers' delayed spike trains
+        (B, S, *shape) time-major, S >= T + L (``_run_blocks`` over ``timing.inference_steps``)."""
+        T = self.spec.timesteps
+        b = payload.shape[0]
+        dev = payload.device
+        key = str(dev)
+        cached = self.__dict__.get("_fanout_tensors")
+        if cached is None or cached[0] != key:
+            cached = (key, [torch.as_tensor(f, dtype=torch.float64, device=dev) for f in self.fanouts()])
+            self.__dict__["_fanout_tensors"] = cached
+        fan = cached[1]
+        # the first layer's events: every non-zero payload value, sent on each of the T steps (a constant)
+        events = (payload.detach().reshape(b, -1) != 0).to(torch.float64) * T
+        in_events, synops, spikes = [events.sum(1)], [events @ fan[0]], []
+        for h, s in enumerate(spikes_tm):
+            win = timing.window(h, T)  # the undelayed window; the tensors are delayed by one step
+            counts = s[:, win.start + timing.SYNAPSE_DELAY: win.stop + timing.SYNAPSE_DELAY].reshape(b, T, -1).sum(1)
+            counts = counts.to(torch.float64)  # per neuron, <= T: exact in any float; the sums below in float64
+            total = counts.sum(1)
+            spikes.append(total)
+            in_events.append(total)
+            synops.append(counts @ fan[h + 1])
+        return Activity(in_events=in_events, synops=synops, spikes=spikes)

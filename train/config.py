@@ -117,6 +117,13 @@ class TrainConfig:
     """env steps over which epsilon decays linearly, whatever the budget (capped at total_timesteps; 0 = use
     eps_fraction). The Atari presets fix it (the paper: 1M steps; the data-efficient schedules: 5k)."""
     max_grad_norm: float = 10.0
+    synop_penalty: float = 0.0
+    """activity regularisation of the spiking network (train/activity.py): adds synop_penalty x (synaptic operations
+    per inference as the emulator counts them, through the surrogate gradient) / (the same-shape ANN's MACs) to its
+    loss (0 = off)."""
+    rate_target: float = 0.0
+    """activity regularisation: adds the sum over hidden layers of relu(spike rate - rate_target)**2 to the spiking
+    network's loss (rate: spikes per neuron and step over the layer's window, batch mean; 0 = off)."""
     eval_every: int = 1_000
     """env steps between greedy evaluations (the best evaluated weights become model.pt)."""
     eval_episodes: int = 10
@@ -367,3 +374,10 @@ def validate(cfg: TrainConfig) -> None:
         raise UserError(f"--n-step {cfg.n_step}: must be >= 1")
     if not 0 < cfg.gamma <= 1:
         raise UserError(f"--gamma {cfg.gamma}: must lie in (0, 1]")
+    if cfg.synop_penalty < 0:
+        raise UserError(f"--synop-penalty {cfg.synop_penalty}: must not be negative (0 = off)")
+    if not 0 <= cfg.rate_target < 1:
+        raise UserError(f"--rate-target {cfg.rate_target}: a spike rate per neuron and step in [0, 1) (0 = off)")
+    if (cfg.synop_penalty or cfg.rate_target) and (cfg.actor if cfg.algo == "td3" else cfg.qnet) == "ann":
+        raise UserError(f"--synop-penalty {cfg.synop_penalty}, --rate-target {cfg.rate_target}: regularise a spiking "
+                        "network's activity; the ANN baseline has none")

@@ -25,6 +25,7 @@ from dsqn.envs import (
 from dsqn.errors import UserError
 from dsqn.qnet import NetSpec, SpikingQNet
 
+from .activity import ActivityPenalty
 from .config import TrainConfig
 from .replay import Batch
 
@@ -184,6 +185,7 @@ class DQN:
         self.q_initialised = cfg.q_init != "reward" or cfg.gamma >= 1
         self.reward_sum = 0.0
         self.eps = cfg.eps_start
+        self.penalty = ActivityPenalty(self.model, cfg)
 
     def resumed(self, step: int) -> None:
         self.q_initialised = True  # a resumed run's Q was initialised before it was saved
@@ -217,8 +219,13 @@ class DQN:
         cfg, model = self.cfg, self.model
         o, a, r, o2, d, discount = batch
         n = o.shape[0]
-        # One pass of the online network over (o, o2) (Double DQN needs its argmax on o2).
-        q_both, spikes, _ = model(torch.cat([o, o2]) if cfg.double_dqn else o, return_spikes=True)
+        # One pass of the online network over (o, o2) (Double DQN needs its argmax on o2); with an activity penalty
+        # the pass covers every layer's whole window and also gives the activity on o (train/activity.py).
+        x = torch.cat([o, o2]) if cfg.double_dqn else o
+        if self.penalty.active:
+            q_both, spikes, activity = model.forward_activity(x, rows=n)
+        else:
+            q_both, spikes, _ = model(x, return_spikes=True)
         q = q_both[:n]
         with torch.no_grad():
             q_next_target = self.target(o2)
@@ -229,19 +236,24 @@ class DQN:
                 q_next = q_next_target.max(dim=1).values
             y = r + discount * (1.0 - d) * q_next
         q_a = q.gather(1, a[:, None]).squeeze(1)
-        loss = F.smooth_l1_loss(q_a, y)
+        td_loss = loss = F.smooth_l1_loss(q_a, y)
+        if self.penalty.active:
+            penalty = self.penalty(activity)
+            loss = td_loss + penalty
         self.optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
         self.optimizer.step()
         if not log:
             return "td_loss", 0.0, {}
-        scalars = {"losses/td_loss": loss.item(), "losses/q_values": q_a.mean().item()}
+        scalars = {"losses/td_loss": td_loss.item(), "losses/q_values": q_a.mean().item()}
+        if self.penalty.active:
+            scalars["losses/activity_penalty"] = penalty.item()
         scalars.update(spike_scalars(spikes, n))
         if isinstance(model, SpikingQNet):
             scalars["readout/bias_mean"] = model.quantized_bias().mean().item()
         scalars["charts/epsilon"] = self.eps
-        return "td_loss", loss.item(), scalars
+        return "td_loss", td_loss.item(), scalars
 
     def after_step(self, step: int) -> None:
         if step % self.cfg.target_update == 0:

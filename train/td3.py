@@ -26,6 +26,7 @@ from dsqn.envs import check_box_actions, check_box_observations, check_spaces, m
 from dsqn.errors import UserError
 from dsqn.qnet import NetSpec, SpikingQNet
 
+from .activity import ActivityPenalty
 from .config import TrainConfig
 from .dqn import mlp, network_spec, spike_scalars, vector_encoder
 from .replay import Batch
@@ -113,6 +114,8 @@ class TD3:
         self.n_updates = 0
         self.last_actor_loss = 0.0
         self.rng = np.random.default_rng([cfg.seed, 0])
+        self.penalty = ActivityPenalty(self.model, cfg)
+        self.last_penalty = 0.0
 
     def resumed(self, step: int) -> None:
         self.rng = np.random.default_rng([self.cfg.seed, step])  # a resumed run draws fresh, seeded noise
@@ -159,10 +162,18 @@ class TD3:
         self.n_updates += 1
         spikes = None
         if self.n_updates % cfg.policy_delay == 0:
-            y_pi, spikes, _ = self.model(o, return_spikes=True) if self.spiking else (self.model(o), None, None)
+            if self.penalty.active:  # the pass covers every layer's whole window (train/activity.py)
+                y_pi, spikes, activity = self.model.forward_activity(o)
+            else:
+                y_pi, spikes, _ = self.model(o, return_spikes=True) if self.spiking else (self.model(o), None, None)
             actor_loss = -self.critic.q1(torch.cat([x, self.readout.squash(y_pi)], dim=1)).mean()
+            loss = actor_loss
+            if self.penalty.active:
+                penalty = self.penalty(activity)
+                loss = actor_loss + penalty
+                self.last_penalty = penalty.item()
             self.optimizer.zero_grad()
-            actor_loss.backward()
+            loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
             self.optimizer.step()
             soft_update(self.target, self.model, cfg.target_tau)
@@ -172,6 +183,8 @@ class TD3:
             return "critic_loss", 0.0, {}
         scalars = {"losses/critic_loss": critic_loss.item(), "losses/actor_loss": self.last_actor_loss,
                    "losses/q_values": q1.mean().item()}
+        if self.penalty.active:
+            scalars["losses/activity_penalty"] = self.last_penalty
         if spikes is not None:
             scalars.update(spike_scalars(spikes, o.shape[0]))
         return "critic_loss", critic_loss.item(), scalars
