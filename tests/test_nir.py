@@ -358,6 +358,48 @@ def test_export_nir_bad_input_is_one_line_and_leaves_no_file(tmp_path, trained, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.pt"]
 
 
+def test_nir_check_refuses_damaged_files_in_one_line(tmp_path, trained, monkeypatch):
+    """python -m dsqn.export.nir_check --nir reads the user's file as dsqn-deploy reads .net files: first in a forked
+    child (dsqn.netfile.check_read_in_child), so that a file that crashes libhdf5 is a one-line error too (issue 27);
+    garbage, empty, truncated, damaged and foreign files: one line naming the file, exit 2."""
+    import os
+    import signal
+
+    from dsqn.export import nir_check
+    from dsqn.export.cli import main as export_main
+
+    good = tmp_path / "good.nir"
+    assert _call(export_main, [str(trained), "--format", "nir", "-o", str(good)])[0] == 0
+    data = good.read_bytes()
+    damaged = bytearray(data)
+    at = data.index(b"GCOL")  # the global heap holding the variable-length strings: its signature overwritten
+    damaged[at:at + 4] = b"XXXX"
+    foreign = tmp_path / "foreign.nir"
+    nir.write(str(foreign), nir.NIRGraph.from_list(nir.Linear(weight=np.eye(2))))
+    cases = {"garbage.nir": b"garbage " * 100, "empty.nir": b"", "truncated.nir": data[: len(data) // 2],
+             "damaged.nir": bytes(damaged)}
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+    needles = {"garbage.nir": "not a readable NIR graph", "empty.nir": "not a readable NIR graph",
+               "truncated.nir": "not a readable NIR graph", "damaged.nir": "not a readable NIR graph",
+               "foreign.nir": "a NIR graph, but not one written by dsqn-export"}
+    for name, needle in needles.items():
+        _one_line(_call(nir_check.main, [str(trained), "--nir", str(tmp_path / name), "--episodes", "1"]),
+                  "nir_check", f"{tmp_path / name}: {needle}")
+    # A file on which libhdf5 itself crashes: the reader is killed by SIGSEGV in the forked pre-read (only there:
+    # without the pre-read, this process would go on and read it as a good file)
+    parent, read = os.getpid(), nir_check.read_nir
+
+    def crashing_read(path):  # type: ignore[no-untyped-def]
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return read(path)
+
+    monkeypatch.setattr(nir_check, "read_nir", crashing_read)
+    _one_line(_call(nir_check.main, [str(trained), "--nir", str(good), "--episodes", "1"]), "nir_check",
+              f"{good}: damaged HDF5 file (the HDF5 library crashed reading it: SIGSEGV)")
+
+
 def test_deploy_refuses_a_nir_file_and_names_the_tools_that_run_it(tmp_path):
     from dsqn.deploy.cli import main as deploy_main
 
