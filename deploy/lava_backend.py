@@ -281,7 +281,7 @@ def _assemble(parts: list[Part], get: Callable[[Part], np.ndarray]) -> np.ndarra
     return out
 
 
-def _run_cfg(backend: str):  # type: ignore[no-untyped-def]
+def lava_run_config(backend: str):  # type: ignore[no-untyped-def]
     """Lava's run configuration for ``sim`` (CPU, bit-accurate fixed_pt models) or ``loihi2`` (lava-loihi)."""
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
@@ -489,7 +489,7 @@ class LavaNetwork(LavaGraph):
             layer.out.connect(ex.in_port)
             self._layers.append([Part(layer.neuron, ex)])
         self.readout = self.net.layers[-1].neuron
-        self.run_cfg = _run_cfg(backend)
+        self.run_cfg = lava_run_config(backend)
         self._register()
 
     @classmethod

@@ -32,7 +32,7 @@ from dsqn.errors import UserError
 from dsqn.extras import import_lava_dl, ready_for_lava
 from dsqn.netfile import Layer, NetFile
 
-from .lava_backend import LavaGraph, Part, _run_cfg
+from .lava_backend import LavaGraph, Part, lava_run_config
 
 
 def _message_bits(path: Path, layer: Layer) -> int:
@@ -145,7 +145,7 @@ class GroupedLavaNetwork(LavaGraph):
             self._layers.append(parts)
             sources = [(p.neuron.s_out, p.index) for p in parts]
             message_bits = _message_bits(net.path, layer)
-        self.run_cfg = _run_cfg(backend)
+        self.run_cfg = lava_run_config(backend)
         self._register()
 
     @classmethod
