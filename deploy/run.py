@@ -103,7 +103,7 @@ def deploy(opt: DeployOptions, log_line=print) -> dict[str, Any]:  # type: ignor
     path, report_path, _ = check_options(opt)
     from dsqn.checkpoint import file_sha256
     from dsqn.hw_sim.counters import ann_macs
-    from dsqn.hw_sim.energy import energy_report, load_profile
+    from dsqn.report.energy import energy_report, load_profile
 
     from .closed_loop import check_environment, make_policy, run_episodes
 
@@ -161,7 +161,7 @@ def deploy(opt: DeployOptions, log_line=print) -> dict[str, Any]:  # type: ignor
     atomic_write_text(report_path, json.dumps(report, indent=2))
     report["report_path"] = str(report_path)  # where it went; not a number of the run, so not written into it
     if opt.html:
-        from dsqn.hw_sim.report_html import write_html
+        from dsqn.report.html import write_html
 
         write_html({k: v for k, v in report.items() if k != "report_path"}, Path(opt.html))
     return report
@@ -169,7 +169,7 @@ def deploy(opt: DeployOptions, log_line=print) -> dict[str, Any]:  # type: ignor
 
 def summary_lines(report: dict[str, Any], opt: DeployOptions) -> list[str]:
     """What dsqn-deploy prints after the run (the energy table comes from hw_sim.energy.format_energy)."""
-    from dsqn.hw_sim.energy import format_energy
+    from dsqn.report.energy import format_energy
 
     ep = report["episodes"]
     steps = int(sum(ep["lengths"]))

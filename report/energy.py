@@ -23,10 +23,9 @@ from pathlib import Path
 
 from dsqn import timing
 from dsqn.errors import UserError
+from dsqn.hw_sim.counters import Totals, synapse_counts
+from dsqn.hw_sim.counters import ann_macs as count_ann_macs
 from dsqn.netfile import Layer
-
-from .counters import Totals, synapse_counts
-from .counters import ann_macs as count_ann_macs
 
 STATUSES = ("published", "pre-silicon", "estimate")
 NO_TIME_FIGURE = "no published figure"

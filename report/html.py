@@ -2,7 +2,7 @@
 
 The page inlines every figure as SVG (no scripts, no external files: it opens anywhere) and links the same figure
 saved beside it as SVG, PDF and PNG (``<page>_figures/``), ready for a paper. Style, palette and units come from
-``dsqn.figures``; every axis is linear unless its label says "log scale".
+``dsqn.report.figures``; every axis is linear unless its label says "log scale".
 
 ``dsqn-report report.json [-o page.html]`` renders a saved report; ``dsqn-deploy --html`` writes both;
 ``dsqn-report RUN_DIR`` (or ``metrics.csv``, or ``--curves PATH``) draws a training run's curves instead.
@@ -19,9 +19,9 @@ from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from dsqn import figures as F
 from dsqn.errors import ArgumentParser, UserError, cli_entry
 from dsqn.fileio import atomic_write_text, check_input_file, check_output_dir, check_output_file
+from dsqn.report import figures as F
 
 from .energy import ANN_ROWS, BASIS, PROFILE_READING, PROFILES, analyse
 
@@ -43,7 +43,7 @@ def _status(profile: dict) -> str:
 
 
 def layer_energy_pj(layer: dict, profile: dict) -> dict[str, float]:
-    """A layer's energy per inference from its counts under ``profile`` (the arithmetic of hw_sim.energy)."""
+    """A layer's energy per inference from its counts under ``profile`` (the arithmetic of report.energy)."""
     synops, updates, spikes = (F.finite(layer[k], f"layer {layer.get('name')} {k}") for k in ("synops", "neuron_updates", "spikes"))
     return {"synops": synops * profile["synop_pj"],
             "neuron_updates": spikes * profile["neuron_update_active_pj"] + (updates - spikes) * profile["neuron_update_inactive_pj"],
@@ -306,7 +306,7 @@ def _x(r: float) -> str:
 
 
 def reviewer_html(energy: dict) -> str:
-    """Modelled/measured, spikes per synapse, break-even and sensitivity tables (hw_sim.energy.analyse; recomputed from
+    """Modelled/measured, spikes per synapse, break-even and sensitivity tables (report.energy.analyse; recomputed from
     the counts for a report written before them)."""
     a = energy if "break_even" in energy else {**energy, **analyse(energy)}
     basis, tot, be, sens = a.get("basis") or BASIS, a["totals"], a["break_even"], a["sensitivity"]

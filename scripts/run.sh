@@ -116,7 +116,7 @@ case "$cmd" in
         ensure_chromium
         ensure_postgres
         export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-        "$VENV/bin/ruff" check dsqn train export deploy hw_sim tests benchmarks sweep
+        "$VENV/bin/ruff" check dsqn train export deploy hw_sim report tests benchmarks sweep scripts
         echo "== lava lane: Python 3.10, lava-nc 0.10, lava-dl 0.6, torch 2.3 (all tests)" >&2
         DSQN_REQUIRE_LAVA=1 "$VENV/bin/python" -m pytest "$@"
         echo "== core lane: $("$CORE_VENV/bin/python" -c 'import sys, torch; print(f"Python {sys.version.split()[0]}, torch {torch.__version__}")'), no lava" >&2

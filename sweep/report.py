@@ -83,13 +83,13 @@ def importances(study: Any) -> dict[str, dict[str, float] | str]:
 
 def _save(fig: Any, out: Path, stem: str) -> list[str]:
     """Through the toolchain's one figure module: SVG, PDF and PNG, written atomically."""
-    from dsqn.figures import save_figure
+    from dsqn.report.figures import save_figure
 
     return [p.name for p in save_figure(fig, out, stem).values()]
 
 
 def figures(rows: list[dict], pareto: list[int], imps: dict, out: Path, top: int) -> list[str]:
-    from dsqn.figures import COLORS, PALETTE, WIDTH_IN, new_figure, style
+    from dsqn.report.figures import COLORS, PALETTE, WIDTH_IN, new_figure, style
 
     files: list[str] = []
     done = [r for r in rows if r["state"] == "COMPLETE"]
@@ -252,7 +252,7 @@ def _short(v: Any) -> str:
 def grid_figure(grid: dict[str, Any], out: Path) -> list[str]:
     """Heatmaps over the first two grid params, one panel per value of the others: the share of runs reaching the
     target (or the mean return without one), each cell annotated with its count and mean return."""
-    from dsqn.figures import new_figure, style
+    from dsqn.report.figures import new_figure, style
 
     names, target = grid["axes"], grid["target"]
     if len(names) < 2 or not grid["cells"]:

@@ -13,7 +13,8 @@ from conftest import export, make_net
 
 from dsqn.errors import UserError
 from dsqn.hw_sim.counters import Totals, ann_macs
-from dsqn.hw_sim.energy import (
+from dsqn.netfile import Layer
+from dsqn.report.energy import (
     LOIHI1,
     LOIHI2_HALA_POINT,
     PROFILES,
@@ -24,7 +25,6 @@ from dsqn.hw_sim.energy import (
     load_profile,
     validate_profile,
 )
-from dsqn.netfile import Layer
 
 
 def dense(i: int, n_in: int, n_out: int) -> Layer:
@@ -243,7 +243,7 @@ def test_deploy_report_carries_labels(net: Path, tmp_path: Path, capsys, profile
 
 def test_html_page_shows_status_memory_and_latency(net: Path, tmp_path: Path):
     from dsqn.deploy.cli import main
-    from dsqn.hw_sim.report_html import render
+    from dsqn.report.html import render
 
     rep_path = tmp_path / "r.json"
     assert main([str(net), "--backend", "emu", "--episodes", "1", "--max-steps", "3", "--profile", "loihi2-estimate",
@@ -446,7 +446,7 @@ def test_report_json_is_additive_and_old_reports_are_analysed():
                                                      "profile_reading", "energy_version")}
     old["layers"] = [{k: v for k, v in x.items() if k not in ("synapses", "spikes_per_synapse_per_inference", "spike_rate")}
                      for x in rep["layers"]]
-    from dsqn.hw_sim.energy import analyse
+    from dsqn.report.energy import analyse
 
     again = json.loads(json.dumps(analyse(old)))
     assert again["break_even"] == rep["break_even"] and again["sensitivity"] == rep["sensitivity"]

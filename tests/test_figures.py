@@ -1,4 +1,4 @@
-"""Figures (dsqn.figures, the report page's figures): linear axes unless labelled log, bars equal to the report's
+"""Figures (dsqn.report.figures, the report page's figures): linear axes unless labelled log, bars equal to the report's
 numbers, every figure in SVG + PDF + PNG, training curves exactly from metrics.csv, bad input as one line."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from matplotlib.figure import Figure
 
-from dsqn import figures as F
 from dsqn.errors import UserError
-from dsqn.hw_sim.energy import LOIHI1, LOIHI2_HALA_POINT
-from dsqn.hw_sim.report_html import ann_bars, layer_energy_pj, main, render, report_figures
+from dsqn.report import figures as F
+from dsqn.report.energy import LOIHI1, LOIHI2_HALA_POINT
+from dsqn.report.html import ann_bars, layer_energy_pj, main, render, report_figures
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = sorted((ROOT / "results").glob("*/report.*.json"))

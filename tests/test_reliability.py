@@ -23,8 +23,8 @@ import torch
 from dsqn import fileio
 from dsqn.deploy.cli import main as deploy_main
 from dsqn.export.cli import main as export_main
-from dsqn.hw_sim.report_html import main as report_main
 from dsqn.netfile import read_netfile
+from dsqn.report.html import main as report_main
 from dsqn.train import runner
 from dsqn.train.cli import main as train_main
 
