@@ -103,7 +103,8 @@ def deploy(opt: DeployOptions, log_line=print) -> dict[str, Any]:  # type: ignor
     path, report_path, _ = check_options(opt)
     from dsqn.checkpoint import file_sha256
     from dsqn.hw_sim.counters import ann_macs
-    from dsqn.report.energy import energy_report, load_profile
+    from dsqn.report.energy import energy_report
+    from dsqn.report.profiles import load_profile
 
     from .closed_loop import check_environment, make_policy, run_episodes
 

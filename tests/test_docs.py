@@ -144,7 +144,7 @@ def run_command(cmd: str, cwd: Path) -> None:
         return
     from dsqn.deploy.cli import main as deploy_main
     from dsqn.export.cli import main as export_main
-    from dsqn.report.html import main as report_main
+    from dsqn.report.cli import main as report_main
     from dsqn.sweep.cli import main as sweep_main
     from dsqn.train.cli import main as train_main
 

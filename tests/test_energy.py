@@ -14,14 +14,13 @@ from conftest import export, make_net
 from dsqn.errors import UserError
 from dsqn.hw_sim.counters import Totals, ann_macs
 from dsqn.netfile import Layer
-from dsqn.report.energy import (
+from dsqn.report.energy import energy_report, format_energy
+from dsqn.report.profiles import (
     LOIHI1,
     LOIHI2_HALA_POINT,
     PROFILES,
     STATUSES,
     ann_memory_energy,
-    energy_report,
-    format_energy,
     load_profile,
     validate_profile,
 )
@@ -446,7 +445,7 @@ def test_report_json_is_additive_and_old_reports_are_analysed():
                                                      "profile_reading", "energy_version")}
     old["layers"] = [{k: v for k, v in x.items() if k not in ("synapses", "spikes_per_synapse_per_inference", "spike_rate")}
                      for x in rep["layers"]]
-    from dsqn.report.energy import analyse
+    from dsqn.report.analysis import analyse
 
     again = json.loads(json.dumps(analyse(old)))
     assert again["break_even"] == rep["break_even"] and again["sensitivity"] == rep["sensitivity"]

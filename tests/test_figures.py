@@ -16,8 +16,10 @@ from matplotlib.figure import Figure
 
 from dsqn.errors import UserError
 from dsqn.report import figures as F
-from dsqn.report.energy import LOIHI1, LOIHI2_HALA_POINT
-from dsqn.report.html import ann_bars, layer_energy_pj, main, render, report_figures
+from dsqn.report.cli import main
+from dsqn.report.html import render
+from dsqn.report.plots import ann_bars, layer_energy_pj, report_figures
+from dsqn.report.profiles import LOIHI1, LOIHI2_HALA_POINT
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = sorted((ROOT / "results").glob("*/report.*.json"))

@@ -24,7 +24,7 @@ from dsqn import fileio
 from dsqn.deploy.cli import main as deploy_main
 from dsqn.export.cli import main as export_main
 from dsqn.netfile import read_netfile
-from dsqn.report.html import main as report_main
+from dsqn.report.cli import main as report_main
 from dsqn.train import runner
 from dsqn.train.cli import main as train_main
 

@@ -102,8 +102,8 @@ def test_page_shows_spikes_per_synapse_break_even_and_sensitivity(page: Path):
 
 
 def test_a_report_written_before_the_reviewer_figures_renders_them(tmp_path: Path):
-    from dsqn.report.energy import LOIHI2_HALA_POINT
     from dsqn.report.html import render_page
+    from dsqn.report.profiles import LOIHI2_HALA_POINT
 
     old = json.loads((Path(__file__).parent.parent / "results/CartPole-v1__seed1/report.emu.json").read_text())
     assert "break_even" not in old["energy"]  # committed before them
