@@ -273,7 +273,7 @@ def test_bad_values_are_one_line_errors(tmp_path, capsys, argv, flag):
 @pytest.mark.lava
 def test_lava_counts_what_training_estimates(tmp_path):
     """The sim backend (Lava fixed_pt, windows stitched) counts the training estimate's synops on the same payloads."""
-    model = make_net(seed=3, bias=[0.25, -0.5, 0.0], threshold=0.5)
+    model = make_net(seed=3, n_actions=2, bias=[0.25, -0.5], threshold=0.5)
     net = read_netfile(export(model, tmp_path / "m.net"))
     policy = make_policy(net, "sim")
     payloads: list[np.ndarray] = []
