@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from dsqn.version import __version__
+
 __all__ = ["load", "train", "export", "deploy", "__version__"]
 _API = {"load", "train", "export", "deploy"}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dsqn import __version__, timing
+from dsqn import timing
 from dsqn.cuba import Conv, Flatten, quantize_8bit
 from dsqn.encoding import Encoder
 from dsqn.errors import UserError
@@ -17,6 +17,7 @@ from dsqn.extras import lava_available
 from dsqn.fixed_point import WEIGHT_INT_MAX, WEIGHT_INT_MIN, WEIGHT_SCALE
 from dsqn.netfile import read_netfile, write_netfile
 from dsqn.qnet import NetSpec, SpikingQNet
+from dsqn.version import __version__
 
 
 @dataclass

@@ -132,13 +132,13 @@ def activity_totals(energy: dict) -> dict:
     """Per-inference counts summed over layers, with spikes per synapse per inference and spikes per neuron update."""
     layers = energy["layers"]
     tot = {k: float(sum(x[k] for x in layers)) for k in ("in_events", "synops", "neuron_updates", "spikes")}
-    tot["synapses"] = int(sum(_synapses(x) for x in layers))
+    tot["synapses"] = int(sum(layer_synapses(x) for x in layers))
     tot["spikes_per_synapse_per_inference"] = tot["synops"] / max(1, tot["synapses"])
     tot["spike_rate"] = tot["spikes"] / max(1.0, tot["neuron_updates"])
     return tot
 
 
-def _synapses(row: dict) -> int:
+def layer_synapses(row: dict) -> int:
     """A layer row's synapse count; rows of reports written before it was stored: its ANN MACs (equal for dense layers)."""
     return int(row["synapses"]) if row.get("synapses") is not None else int(row["ann_macs"])
 

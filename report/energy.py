@@ -29,9 +29,9 @@ from .analysis import (
     DAMPFHOFFER_SOURCE,
     ENERGY_VERSION,
     PROFILE_READING,
-    _synapses,
     activity_totals,
     analyse,
+    layer_synapses,
 )
 from .profiles import ANN_FP32_MAC_PJ, ANN_INT8_MAC_PJ, ANN_SOURCE, Profile, ann_memory_energy, latency
 
@@ -116,7 +116,7 @@ def format_reviewer_lines(rep: dict) -> list[str]:
     a = rep if "break_even" in rep else {**rep, **analyse(rep)}
     tot, be, sens = a["totals"], a["break_even"], a["sensitivity"]
     lo, hi = DAMPFHOFFER_BREAK_EVEN_SPIKES_PER_SYNAPSE
-    per_layer = ", ".join(f"{x['name']} {x['synops'] / max(1, _synapses(x)):.3g}" for x in rep["layers"])
+    per_layer = ", ".join(f"{x['name']} {x['synops'] / max(1, layer_synapses(x)):.3g}" for x in rep["layers"])
     lines = [f"spikes per synapse per inference (counted, not modelled: synops / synapses): "
              f"{tot['spikes_per_synapse_per_inference']:.3g} total ({per_layer}); Dampfhoffer et al. 2023 find SNNs "
              f"competitive only below ~{lo:g}-{hi:g}",
@@ -162,7 +162,7 @@ def format_energy(rep: dict) -> str:
                                "neuron_updates": tot["neuron_updates"], "spikes": tot["spikes"], "synapses": tot["synapses"],
                                "energy_pj": {"total": rep["snn_energy_per_inference_pj"]},
                                "ann_macs": rep["ann"]["macs_per_inference"]}]:
-        syn = _synapses(r)
+        syn = layer_synapses(r)
         lines.append(f"{r['name']:<10} {r['in_events']:>10.1f} {r['synops']:>11.1f} {syn:>9d} {r['synops'] / max(1, syn):>11.3f} "
                      f"{r['neuron_updates']:>9.0f} {r['spikes']:>9.1f} {r['spikes'] / max(1.0, r['neuron_updates']):>6.3f} "
                      f"{r['energy_pj']['total'] / 1e3:>10.2f} {r['ann_macs']:>10d}")
