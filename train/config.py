@@ -286,9 +286,12 @@ POSITIVE_FLOATS = ("lr", "threshold", "tau_grad", "scale_grad", "max_grad_norm",
 
 def validate(cfg: TrainConfig) -> None:
     """Every option in its range, before anything is built or written: one-line UserError naming the option."""
-    from dsqn.envs import atari_game
+    _check_types(cfg)
+    _check_ranges(cfg)
+    _check_combinations(cfg)
 
-    atari = atari_game(cfg.env_id) is not None if isinstance(cfg.env_id, str) else False
+
+def _check_types(cfg: TrainConfig) -> None:
     for f in fields(TrainConfig):
         val = getattr(cfg, f.name)
         typ = str(f.type)
@@ -302,6 +305,9 @@ def validate(cfg: TrainConfig) -> None:
             raise UserError(f"{_flag(f.name)} {val!r}: expected true or false")
         if typ == "str" and not isinstance(val, str):
             raise UserError(f"{_flag(f.name)} {val!r}: expected a string")
+
+
+def _check_ranges(cfg: TrainConfig) -> None:
     if not isinstance(cfg.hidden, list) or not cfg.hidden:
         raise UserError(f"--hidden {cfg.hidden!r}: give at least one layer width")
     if not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in cfg.hidden):
@@ -329,6 +335,12 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.snn_steps not in SNN_STEPS:
         raise UserError(f"--snn-steps {cfg.snn_steps}: T must be a power of 2 from 2 to {SNN_STEPS[-1]} (Loihi resets "
                         "the network every T steps); the training budget is --total-timesteps")
+
+
+def _check_combinations(cfg: TrainConfig) -> None:
+    from dsqn.envs import atari_game
+
+    atari = atari_game(cfg.env_id) is not None
     if cfg.algo not in ("", "dqn", "td3"):
         raise UserError(f"--algo {cfg.algo!r}: expected dqn or td3")
     if not 0 <= cfg.membrane_jitter <= 1:
