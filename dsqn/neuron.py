@@ -154,6 +154,16 @@ def forward_torch(z: torch.Tensor, const: bool, t_on: int, t_off: int, n_steps: 
     return spikes, v_pre, u_rec, int(events)
 
 
+def surrogate_reference(v_pre: torch.Tensor, vth: torch.Tensor, tau_rho: torch.Tensor, scale_rho: float) -> torch.Tensor:
+    """The surrogate gradient d spike / d v, written once, in float64: slayer's
+    ``scale_rho / (2 tau_rho) * exp(-|v - th'| / tau_rho)`` with v and th' = vth + SLAYER_TH_EPS in Loihi state units
+    (tau_rho in weight units, hence the 4096). It is the reference the three backward passes (``voltage_grad`` in torch,
+    numba's ``_bwd_impl``, Triton's ``_bwd_kernel``) are tested against (tests/test_surrogate.py); they compute it in
+    float32 for speed, and their results are kept as they are so trained weights do not change."""
+    v, th, tau = v_pre.double(), vth.double(), tau_rho.double()
+    return scale_rho / (2.0 * tau) * torch.exp(-(v - th - SLAYER_TH_EPS).abs() / (tau * STATE_SCALE))
+
+
 def voltage_grad(grad_s: torch.Tensor | None, grad_v: torch.Tensor | None, v_pre: torch.Tensor, p: KernelParams,
                  delay: bool) -> torch.Tensor:
     """d loss / d v (float units) at every step: the surrogate times the spikes' gradient, plus the voltage's own.

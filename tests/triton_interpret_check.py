@@ -36,4 +36,14 @@ for scale in (40.0, 5000.0):
             close = all(float((x - y).abs().max()) <= 1e-5 * float(y.abs().max()) + 1e-3 for x, y in ((gz_g, gz_t), (gb_g, gb_t)))
             print(f"scale {scale} const {const} delay {delay}: forward equal {same}, backward close {close}")
             ok &= same and close
+# the surrogate alone (one step, no voltage gradient: gz = surrogate x grad_s) against the float64 reference
+from test_surrogate import REL_TO_REFERENCE, reference, surrogate_case  # noqa: E402
+
+for seed in (0, 1, 2):
+    p, v_pre, grad_s = surrogate_case(seed)
+    gz, _ = neuron_triton.backward(grad_s, None, v_pre, p, 0, False, False)
+    want = reference(p, v_pre, grad_s)
+    close = bool(((gz.double() - want).abs() <= REL_TO_REFERENCE * want.abs() + 1e-12).all())
+    print(f"surrogate seed {seed}: equals the reference to {REL_TO_REFERENCE:g} relative: {close}")
+    ok &= close
 print("ALL OK" if ok else "MISMATCH")
