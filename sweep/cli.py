@@ -101,7 +101,7 @@ def report_main(argv: list[str]) -> int:
                    "name (with --storage, or in sweeps/<name>/study.db)")
     p.add_argument("--storage", default="", help="RDB URL (default: sqlite:///<study folder>/study.db)")
     p.add_argument("--out", default="", help="output folder (default: <study folder>/report; the study folder is "
-                   "STUDY_DIR, the SQLite file's folder, or else sweeps/<study>)")
+                   "STUDY_DIR, the SQLite file's folder, or for an RDB study --out's parent, else sweeps/<study>)")
     p.add_argument("--top", type=int, default=8, help="learning curves of this many best trials (default: 8)")
     p.add_argument("--copy-trials", action="store_true",
                    help="copy each completed trial's model.net, emulator report, config, metrics and command beside the "
@@ -116,6 +116,8 @@ def report_main(argv: list[str]) -> int:
     from .study import load_existing, open_storage
 
     study_dir, name, url = _report_source(args.study, args.storage)
+    if args.out and not url.startswith("sqlite:///"):  # an RDB study has no folder of its own: the report's parent
+        study_dir = Path(args.out).parent
     storage = open_storage(url, create=False)
     if name is None:
         name = _only_study(storage, study_dir)
