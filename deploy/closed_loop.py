@@ -129,7 +129,7 @@ def make_policy(net: NetFile, backend: str) -> Policy:
     folders (``dsqn-lava-<pid>-*``) that SIGKILLed runs left behind, and says so on stderr when there were any;
     one of a process that died in the last STALE_DIR_MIN_AGE_S seconds waits for a later deploy (or Lava start), so
     that a run that just looked for its own killed child's folder still finds it."""
-    from .lava_backend import TEMPDIR_PREFIX, remove_stale_temp_dirs
+    from .lava_runtime import TEMPDIR_PREFIX, remove_stale_temp_dirs
 
     removed = remove_stale_temp_dirs(min_age_s=STALE_DIR_MIN_AGE_S)
     if removed:

@@ -32,7 +32,7 @@ from dsqn.errors import UserError
 from dsqn.extras import import_lava_dl, ready_for_lava
 from dsqn.netfile import Layer, NetFile
 
-from .lava_backend import LavaGraph, Part, lava_run_config
+from .lava_graph import LavaGraph, Part, lava_run_config
 
 
 def _message_bits(path: Path, layer: Layer) -> int:

@@ -15,7 +15,7 @@ import pytest
 import torch
 from conftest import export, make_net
 
-from dsqn.deploy import lava_backend
+from dsqn.deploy import lava_runtime
 from dsqn.deploy.closed_loop import make_policy, run_episodes
 from dsqn.deploy.lava_backend import LavaNetwork
 from dsqn.deploy.lava_grouped import GroupedLavaNetwork, synapse_params
@@ -117,7 +117,7 @@ def _close_and_check(ln) -> tuple[float, list[str]]:  # type: ignore[no-untyped-
     try:
         ln.infer(np.arange(8) * 7)
         segments = ln._segment_names()
-        assert len(segments) > 200 and all(lava_backend._segment_exists(n) for n in segments)
+        assert len(segments) > 200 and all(lava_runtime.segment_exists(n) for n in segments)
     except BaseException:
         ln.close()
         raise
@@ -134,9 +134,9 @@ def test_close_leaves_no_shared_memory_when_the_stop_outruns_its_bound_in_the_ma
     segments one by one; a stop that outran close()'s time bound there had that server killed mid-way. Here the
     manager's shutdown is delayed (the real manager, started late) past a 1 s bound: every segment must still be
     gone when close() returns (it took all of them before the fix)."""
-    monkeypatch.setattr(lava_backend, "STOP_TIMEOUT_S", 1.0)
-    monkeypatch.setattr(lava_backend, "STOP_S_PER_PROCESS", 0.0)
-    monkeypatch.setattr(lava_backend, "STOP_S_PER_SEGMENT", 0.0)
+    monkeypatch.setattr(lava_runtime, "STOP_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(lava_runtime, "STOP_S_PER_PROCESS", 0.0)
+    monkeypatch.setattr(lava_runtime, "STOP_S_PER_SEGMENT", 0.0)
     ln = _per_neuron_network(tmp_path)
     ln.infer(np.zeros(8, dtype=np.int64))  # the runtime exists from here on
     smm = ln._smm()
@@ -152,18 +152,18 @@ def test_close_leaves_no_shared_memory_when_the_stop_outruns_its_bound_in_the_ma
     took, left = _close_and_check(ln)
     assert reached.is_set(), "the stop never reached the manager's shutdown: the test would prove nothing"
     assert left == []
-    assert took < 1.0 + lava_backend.SEGMENT_WAIT_S + 2.0
+    assert took < 1.0 + lava_runtime.SEGMENT_WAIT_S + 2.0
 
 
 def test_close_kills_the_workers_of_a_stop_that_outruns_its_bound(tmp_path, monkeypatch):
     """A stop that outruns its bound while Lava's workers still run: close() kills them (Lava's SystemProcess.join
     takes no timeout: calling it with one raised TypeError from close()) and unlinks every segment."""
-    monkeypatch.setattr(lava_backend, "STOP_TIMEOUT_S", 0.0)
-    monkeypatch.setattr(lava_backend, "STOP_S_PER_PROCESS", 0.0)
-    monkeypatch.setattr(lava_backend, "STOP_S_PER_SEGMENT", 0.0)
+    monkeypatch.setattr(lava_runtime, "STOP_TIMEOUT_S", 0.0)
+    monkeypatch.setattr(lava_runtime, "STOP_S_PER_PROCESS", 0.0)
+    monkeypatch.setattr(lava_runtime, "STOP_S_PER_SEGMENT", 0.0)
     took, left = _close_and_check(_per_neuron_network(tmp_path))
     assert left == []
-    assert took < lava_backend.SEGMENT_WAIT_S + 3.0
+    assert took < lava_runtime.SEGMENT_WAIT_S + 3.0
 
 
 def test_grouped_builder_equals_stock_netx_on_a_homogeneous_file(tmp_path):

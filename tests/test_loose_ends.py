@@ -108,7 +108,7 @@ def test_every_deploy_removes_the_socket_folders_of_dead_processes(tmp_path, cap
     deploy (here on the emulator) removes those of dead processes, says how many on stderr, and keeps the folders of
     live processes, of a process that died in the last minute, and anything not named like one."""
     from dsqn.deploy.closed_loop import STALE_DIR_MIN_AGE_S, make_policy
-    from dsqn.deploy.lava_backend import TEMPDIR_PREFIX
+    from dsqn.deploy.lava_runtime import TEMPDIR_PREFIX
 
     net = read_netfile(export(make_net(input_shape=(4,)), tmp_path / "m.net"))
     base = Path(tempfile.gettempdir())
