@@ -131,7 +131,7 @@ def report_main(argv: list[str]) -> int:
         raise UserError(f"{out}: cannot create the report folder ({exc.strerror or exc.__class__.__name__})") from None
     summary = write_report(study, out, args.top, target=args.target, study_dir=study_dir)
     if args.copy_trials:
-        from .report import copy_trials
+        from .trial_files import copy_trials
 
         copied, kept, missing = copy_trials(summary["trials"], out, study_dir)
         print(f"trial files: {copied} copied, {kept} already beside the report, {len(missing)} missing"

@@ -97,30 +97,36 @@ def _run_step(argv: list[str], log: Path, what: str) -> str:
     return "" if rc == 0 else f"{what} exited {rc}: {_last_line(log)}"
 
 
+class TrialLog:
+    """The trial's sweep.log. dsqn-train refuses a non-empty run folder, so the log starts beside the trial folder
+    (``trial_NNNN.sweep.log``) and moves in once dsqn-train has made the folder (its check is behind it then); the
+    open file goes on being written through the rename."""
+
+    def __init__(self, trial_dir: Path) -> None:
+        self.trial_dir = trial_dir
+        self.path = trial_dir.with_name(f"{trial_dir.name}.sweep.log")
+
+    def settle(self, make: bool = False) -> None:
+        """Move the log into the trial folder once it exists (``make``: make it first: the run is over)."""
+        if make:
+            self.trial_dir.mkdir(parents=True, exist_ok=True)
+        if self.path.parent != self.trial_dir and self.trial_dir.is_dir():
+            os.replace(self.path, self.trial_dir / "sweep.log")
+            self.path = self.trial_dir / "sweep.log"
+
+
 def run_trial(train_argv: list[str], trial_dir: Path, profile: str,
               on_eval: Callable[[list[tuple[int, float]]], bool], poll_s: float = 1.0) -> TrialResult:
     """Train (``train_argv`` are dsqn-train's options, with --out trial_dir), calling ``on_eval(curve)`` after each
     new periodic evaluation; when it returns True the run's process group gets SIGTERM (pruned). A completed run
     is exported and deployed on the emulator over its final evaluation's episodes for the energy per inference."""
     t0 = time.time()
-    # dsqn-train refuses a non-empty run folder: the log waits beside the folder until dsqn-train has made it (its
-    # check is behind it then), and moves in (the open file keeps being written through the rename)
-    log = trial_dir.with_name(f"{trial_dir.name}.sweep.log")
-
-    def settle_log(make: bool = False) -> Path:
-        nonlocal log
-        if make:
-            trial_dir.mkdir(parents=True, exist_ok=True)
-        if log.parent != trial_dir and trial_dir.is_dir():
-            os.replace(log, trial_dir / "sweep.log")
-            log = trial_dir / "sweep.log"
-        return log
-
+    trial_log = TrialLog(trial_dir)
     argv = script("dsqn-train") + train_argv
     metrics = trial_dir / "metrics.csv"
     seen = 0
     pruned = False
-    with open(log, "ab") as fh:
+    with open(trial_log.path, "ab") as fh:
         fh.write(("$ " + shlex.join(argv) + "\n").encode())
         fh.flush()
         proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
@@ -132,7 +138,7 @@ def run_trial(train_argv: list[str], trial_dir: Path, profile: str,
                     break
                 except subprocess.TimeoutExpired:
                     pass
-                settle_log()
+                trial_log.settle()
                 curve, _ = read_metrics(metrics)
                 if len(curve) > seen and not pruned:
                     seen = len(curve)
@@ -152,7 +158,8 @@ def run_trial(train_argv: list[str], trial_dir: Path, profile: str,
                 proc.wait()
             raise
         finally:
-            settle_log(make=True)
+            trial_log.settle(make=True)
+    log = trial_log.path
     curve, final = read_metrics(metrics)
     if pruned:
         return TrialResult("pruned", curve, seconds=time.time() - t0)
