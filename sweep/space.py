@@ -280,45 +280,8 @@ def parse_space(data: Any, source: str = "search space") -> SearchSpace:
         for k in spec:
             if k not in PARAM_KEYS:
                 raise UserError(f"{what}: unknown key {k!r} (expected low, high, log, step or choices)")
-        if "choices" in spec:
-            if set(spec) - {"choices"}:
-                raise UserError(f"{what}: choices cannot be combined with low/high/log/step")
-            raw = spec["choices"]
-            if not isinstance(raw, list) or not raw:
-                raise UserError(f"{what}: choices: give a non-empty list")
-            choices = [_choice(c, typ, what) for c in raw]
-            enc = [json.dumps(encode_choice(c)) for c in choices]
-            if len(set(enc)) != len(enc):
-                raise UserError(f"{what}: choices repeat a value")
-            for c in choices:
-                _check_with_train_validate(fixed, name, c, f"{what} = {encode_choice(c)!r}")
-            params.append(Param(name, typ, choices=choices))
-            continue
-        if typ not in ("int", "float"):
-            raise UserError(f"{what}: a {typ} field takes choices, not a range")
-        if "low" not in spec or "high" not in spec:
-            raise UserError(f"{what}: a range needs low and high")
-        low = _number(spec["low"], typ, f"{what}.low")
-        high = _number(spec["high"], typ, f"{what}.high")
-        if not low < high:
-            raise UserError(f"{what}: empty or inverted range (low {low} must be below high {high})")
-        log = spec.get("log", False)
-        if not isinstance(log, bool):
-            raise UserError(f"{what}.log: {log!r} is not true or false")
-        if log and low <= 0:
-            raise UserError(f"{what}: a log range must be positive (low {low})")
-        step = spec.get("step")
-        if step is not None:
-            step = _number(step, typ, f"{what}.step")
-            if step <= 0:
-                raise UserError(f"{what}.step: {step} must be positive")
-            if log:
-                raise UserError(f"{what}: step and log cannot be combined (Optuna)")
-            if step > high - low:
-                raise UserError(f"{what}.step: {step} is wider than the range {low}..{high}")
-        for end in (low, high):
-            _check_with_train_validate(fixed, name, end, f"{what} = {end}")
-        params.append(Param(name, typ, low=low, high=high, log=log, step=step))
+        params.append(_choices_param(name, typ, spec, what, fixed) if "choices" in spec
+                      else _range_param(name, typ, spec, what, fixed))
 
     sampler = data.get("sampler", "tpe")
     if sampler not in SAMPLERS:
@@ -336,6 +299,60 @@ def parse_space(data: Any, source: str = "search space") -> SearchSpace:
         ranged = [p.name for p in params if p.choices is None]
         if ranged:
             raise UserError(f"{source}: params.{ranged[0]}: a grid takes choices, not a range")
+    pruner, deploy = _pruner(data, source, sampler), _deploy(data, source)
+    space = SearchSpace(fixed=fixed, params=params, study=study, n_trials=n_trials, pruner=pruner, deploy=deploy,
+                        sampler=sampler, target=target)
+    if sampler == "grid" and n_trials is not None and n_trials > space.grid_size():
+        raise UserError(f"{source}: n_trials: {n_trials} exceeds the grid's {space.grid_size()} points")
+    return space
+
+
+def _choices_param(name: str, typ: str, spec: dict, what: str, fixed: dict[str, Any]) -> Param:
+    """A param over a list of values of one field."""
+    if set(spec) - {"choices"}:
+        raise UserError(f"{what}: choices cannot be combined with low/high/log/step")
+    raw = spec["choices"]
+    if not isinstance(raw, list) or not raw:
+        raise UserError(f"{what}: choices: give a non-empty list")
+    choices = [_choice(c, typ, what) for c in raw]
+    enc = [json.dumps(encode_choice(c)) for c in choices]
+    if len(set(enc)) != len(enc):
+        raise UserError(f"{what}: choices repeat a value")
+    for c in choices:
+        _check_with_train_validate(fixed, name, c, f"{what} = {encode_choice(c)!r}")
+    return Param(name, typ, choices=choices)
+
+
+def _range_param(name: str, typ: str, spec: dict, what: str, fixed: dict[str, Any]) -> Param:
+    """A param over a numeric range (low, high[, log, step])."""
+    if typ not in ("int", "float"):
+        raise UserError(f"{what}: a {typ} field takes choices, not a range")
+    if "low" not in spec or "high" not in spec:
+        raise UserError(f"{what}: a range needs low and high")
+    low = _number(spec["low"], typ, f"{what}.low")
+    high = _number(spec["high"], typ, f"{what}.high")
+    if not low < high:
+        raise UserError(f"{what}: empty or inverted range (low {low} must be below high {high})")
+    log = spec.get("log", False)
+    if not isinstance(log, bool):
+        raise UserError(f"{what}.log: {log!r} is not true or false")
+    if log and low <= 0:
+        raise UserError(f"{what}: a log range must be positive (low {low})")
+    step = spec.get("step")
+    if step is not None:
+        step = _number(step, typ, f"{what}.step")
+        if step <= 0:
+            raise UserError(f"{what}.step: {step} must be positive")
+        if log:
+            raise UserError(f"{what}: step and log cannot be combined (Optuna)")
+        if step > high - low:
+            raise UserError(f"{what}.step: {step} is wider than the range {low}..{high}")
+    for end in (low, high):
+        _check_with_train_validate(fixed, name, end, f"{what} = {end}")
+    return Param(name, typ, low=low, high=high, log=log, step=step)
+
+
+def _pruner(data: dict, source: str, sampler: str) -> dict[str, Any]:
     pruner = dict(PRUNER_DEFAULTS, enabled=sampler != "grid")  # a grid measures every point to its end
     pr = data.get("pruner") or {}
     if not isinstance(pr, dict):
@@ -349,6 +366,10 @@ def parse_space(data: Any, source: str = "search space") -> SearchSpace:
         elif isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise UserError(f"{source}: pruner.{k}: {v!r} must be a non-negative integer")
         pruner[k] = v
+    return pruner
+
+
+def _deploy(data: dict, source: str) -> dict[str, str]:
     deploy = dict(DEPLOY_DEFAULTS)
     dp = data.get("deploy") or {}
     if not isinstance(dp, dict):
@@ -359,11 +380,7 @@ def parse_space(data: Any, source: str = "search space") -> SearchSpace:
         if not isinstance(v, str) or not v:
             raise UserError(f"{source}: deploy.{k}: {v!r} is not a name")
         deploy[k] = v
-    space = SearchSpace(fixed=fixed, params=params, study=study, n_trials=n_trials, pruner=pruner, deploy=deploy,
-                        sampler=sampler, target=target)
-    if sampler == "grid" and n_trials is not None and n_trials > space.grid_size():
-        raise UserError(f"{source}: n_trials: {n_trials} exceeds the grid's {space.grid_size()} points")
-    return space
+    return deploy
 
 
 def _bundle(key: Any, spec: dict, raw: list, what: str, fixed: dict[str, Any], types: dict[str, str], field_name,
