@@ -49,7 +49,7 @@ def run_main(argv: list[str]) -> int:
         _positive(name, getattr(args, name[2:].replace("-", "_")))
     if args.grace <= args.heartbeat:
         raise UserError(f"--grace {args.grace}: must exceed --heartbeat {args.heartbeat}")
-    from .space import load_space
+    from .space_file import load_space
 
     space = load_space(args.space)  # every check of the space before any storage is opened
     name = args.study or space.study or Path(args.space).stem

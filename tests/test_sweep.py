@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from dsqn.sweep.runner import read_metrics, run_trial
-from dsqn.sweep.space import load_space, parse_space
+from dsqn.sweep.space_file import load_space, parse_space
 from dsqn.sweep.study import median_prune, non_dominated, value_at, with_driver
 
 # The same tiny budget for every trial: ~10-20 s each on two shared cores.
