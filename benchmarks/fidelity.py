@@ -21,9 +21,9 @@ import io
 import numpy as np
 
 with contextlib.redirect_stdout(io.StringIO()):
-    from dsqn.checkpoint import load_checkpoint, model_from_checkpoint
     from dsqn.deploy.closed_loop import ActionComparison, make_policy, run_episodes
-    from dsqn.netfile import read_netfile
+    from dsqn.files.checkpoint import load_checkpoint, model_from_checkpoint
+    from dsqn.files.netfile import read_netfile
 
 
 def main() -> None:

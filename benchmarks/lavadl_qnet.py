@@ -1,6 +1,6 @@
 """The same spiking Q-network built from lava-dl's own ``slayer.block.cuba`` blocks: the reference the
 benchmarks time our blocks against (it is what dsqn trained with before its own blocks; lava extra only).
-Same parameters, same initialisation, same state-dict names as :class:`dsqn.qnet.SpikingQNet`."""
+Same parameters, same initialisation, same state-dict names as :class:`dsqn.layers.qnet.SpikingQNet`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from dsqn.extras import import_lava_dl
-from dsqn.qnet import NetSpec, conv_out
+from dsqn.layers.qnet import NetSpec, conv_out
 
 slayer = import_lava_dl("slayer")
 

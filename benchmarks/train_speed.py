@@ -1,6 +1,6 @@
 """Training speed of the spiking Q-network beside the references, measured in one process.
 
-Rows: our exact CUBA blocks (dsqn.cuba), the same network from lava-dl's own slayer blocks (when the lava
+Rows: our exact CUBA blocks (dsqn.layers.cuba), the same network from lava-dl's own slayer blocks (when the lava
 extra is installed), an ANN of the same layers; and the dense-FLOP bound of the spiking update: the same ANN
 update with every spiking layer's synaptic work done for all T steps (batch x T samples; the first layer once,
 as the constant input needs), i.e. what any implementation without exploiting sparsity must spend.
@@ -198,7 +198,7 @@ def main() -> None:
     torch.manual_seed(0)
     dev = torch.device(args.device)
     if dev.type == "cuda":
-        from dsqn.cuba import exact_matmul_settings
+        from dsqn.layers.cuba import exact_matmul_settings
 
         exact_matmul_settings()
         SYNC["fn"] = torch.cuda.synchronize
@@ -215,7 +215,7 @@ def main() -> None:
     x = torch.from_numpy(np.random.default_rng(0).integers(0, hi, (2 * cfg.batch_size, *spec.input_shape)).astype(np.float32)).to(dev)
     sizes = [*spec.input_shape, *[layer["out"] for layer in spec.layers], spec.n_actions]
     ann, ann_t = AnnQNet(spec), AnnQNet(spec)  # dsqn-train --qnet ann
-    runs = [(f"SNN dsqn.cuba (exact, T={spec.timesteps})", snn, snn_t)]
+    runs = [(f"SNN dsqn.layers.cuba (exact, T={spec.timesteps})", snn, snn_t)]
     if not args.no_lavadl:
         try:
             from lavadl_qnet import LavaDlQNet

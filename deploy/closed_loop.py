@@ -1,5 +1,5 @@
 """Closed-loop deployment: env -> encoder -> network (Lava or emulator) -> readout -> action (the argmax of Q, or an
-actor's continuous action: ``dsqn.readout.Readout.act``)."""
+actor's continuous action: ``dsqn.layers.readout.Readout.act``)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from dsqn.encoding import Encoder
 from dsqn.envs import EpsilonGreedy, check_spaces, make_env
 from dsqn.errors import UserError
 from dsqn.extras import require_lava
+from dsqn.files.netfile import NetFile
 from dsqn.hw_sim.counters import Counter, WindowStitcher
-from dsqn.netfile import NetFile
 
 
 class Policy:

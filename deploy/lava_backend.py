@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from dsqn.extras import import_lava_dl, ready_for_lava
-from dsqn.netfile import NetFile
+from dsqn.files.netfile import NetFile
 
 from .lava_graph import Inference, LavaGraph, Part, lava_run_config, loihi2_available
 from .lava_runtime import TEMPDIR_PREFIX, own_temp_dir, remove_stale_temp_dirs
@@ -79,7 +79,7 @@ class LavaNetwork(LavaGraph):
 
     @classmethod
     def from_netfile(cls, net: NetFile, backend: str = "sim") -> LavaGraph:
-        """T, resets and input width exactly as the file states them (dsqn.netfile.NetFile). A file with a
+        """T, resets and input width exactly as the file states them (dsqn.files.netfile.NetFile). A file with a
         heterogeneous layer gets the grouped graph (one LIF process per neuron group, dsqn.deploy.lava_grouped)."""
         if any(layer.heterogeneous for layer in net.layers):
             from .lava_grouped import GroupedLavaNetwork

@@ -30,7 +30,7 @@ import numpy as np
 
 from dsqn.errors import UserError
 from dsqn.extras import import_lava_dl, ready_for_lava
-from dsqn.netfile import Layer, NetFile
+from dsqn.files.netfile import Layer, NetFile
 
 from .lava_graph import LavaGraph, Part, lava_run_config
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from dsqn.envs import FINAL_EVAL_SEED, score_summary, truncated_episodes
 from dsqn.errors import UserError, stop_on_signals
-from dsqn.fileio import atomic_write_text, check_distinct_outputs, check_input_file, check_output_file
+from dsqn.files.fileio import atomic_write_text, check_distinct_outputs, check_input_file, check_output_file
 from dsqn.version import __version__
 
 REPORT_FORMAT = "dsqn-report"
@@ -69,7 +69,7 @@ def check_options(opt: DeployOptions) -> tuple[Path, Path, list[Path]]:
 
 def read_deployable(path: Path):  # type: ignore[no-untyped-def]
     """The NetX file, read in a forked process first (a damaged file from a stranger may crash libhdf5 itself)."""
-    from dsqn.netfile import read_netfile
+    from dsqn.files.netfile import read_netfile
 
     try:
         return read_netfile(path, crash_safe=True)
@@ -86,7 +86,7 @@ def read_deployable(path: Path):  # type: ignore[no-untyped-def]
 
 def comparison(checkpoint: Path, meta: dict):  # type: ignore[no-untyped-def]
     """--compare: the trained model of the checkpoint this file was exported from (refused for any other)."""
-    from dsqn.checkpoint import file_sha256, load_checkpoint, model_from_checkpoint
+    from dsqn.files.checkpoint import file_sha256, load_checkpoint, model_from_checkpoint
 
     from .closed_loop import ActionComparison
 
@@ -101,7 +101,7 @@ def comparison(checkpoint: Path, meta: dict):  # type: ignore[no-untyped-def]
 def deploy(opt: DeployOptions, log_line=print) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """Run the episodes, write the report JSON (and HTML), return the report. Ctrl-C and SIGTERM stop the backend."""
     path, report_path, _ = check_options(opt)
-    from dsqn.checkpoint import file_sha256
+    from dsqn.files.checkpoint import file_sha256
     from dsqn.hw_sim.counters import ann_macs
     from dsqn.report.energy import energy_report
     from dsqn.report.profiles import load_profile

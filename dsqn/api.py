@@ -77,7 +77,7 @@ class CheckpointPolicy(SpikingPolicy):
     def __init__(self, path: str | Path, device: str = "cpu") -> None:
         import torch
 
-        from dsqn.checkpoint import load_checkpoint, model_from_checkpoint
+        from dsqn.files.checkpoint import load_checkpoint, model_from_checkpoint
 
         self.path = Path(path)
         model, self.spec, self.encoder, self.config = model_from_checkpoint(load_checkpoint(self.path), self.path)
@@ -125,7 +125,7 @@ class NetPolicy(SpikingPolicy):
 def load(path: str | Path, backend: str = "emu", device: str = "cpu") -> SpikingPolicy:
     """A policy from a model.pt (dsqn-train; runs in torch on ``device``) or a model.net (dsqn-export; runs on
     ``backend``: "emu", the bit-exact emulator, or "sim", the Lava simulator -- call ``close()`` or use ``with``)."""
-    from dsqn.fileio import check_input_file
+    from dsqn.files.fileio import check_input_file
 
     p = check_input_file(path)
     with open(p, "rb") as fh:
@@ -148,7 +148,7 @@ def train(config: Any = None, *, overwrite: bool = False, **options: Any) -> Tra
     field name (``env_id="CartPole-v1", total_timesteps=30_000, ...``) resolved with the environment's defaults."""
     import json
 
-    from dsqn.checkpoint import load_checkpoint
+    from dsqn.files.checkpoint import load_checkpoint
     from dsqn.train.config import make_config
     from dsqn.train.runner import train as run_training
 

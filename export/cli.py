@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from dsqn.errors import ArgumentParser, UserError, cli_entry
-from dsqn.fileio import check_input_file, check_output_file, remove_stale_temp_files, temp_path
+from dsqn.files.fileio import check_input_file, check_output_file, remove_stale_temp_files, temp_path
 
 SUFFIX = {"netx": ".net", "nir": ".nir"}
 
@@ -38,7 +38,7 @@ def export_checkpoint(checkpoint: str | Path, out_path: str | Path | None = None
     out = check_output_file(Path(out_path) if out_path else src.with_suffix(SUFFIX[fmt]), [src],
                             "exported network" if fmt == "netx" else "NIR graph")
 
-    from dsqn.checkpoint import file_sha256, load_checkpoint, model_from_checkpoint
+    from dsqn.files.checkpoint import file_sha256, load_checkpoint, model_from_checkpoint
 
     from .exporter import network_meta
 

@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dsqn import timing
-from dsqn.cuba import Conv, Flatten, quantize_8bit
 from dsqn.encoding import Encoder
 from dsqn.errors import UserError
 from dsqn.extras import lava_available
-from dsqn.fixed_point import WEIGHT_INT_MAX, WEIGHT_INT_MIN, WEIGHT_SCALE
-from dsqn.netfile import read_netfile, write_netfile
-from dsqn.qnet import NetSpec, SpikingQNet
+from dsqn.files.netfile import read_netfile, write_netfile
+from dsqn.kernels import timing
+from dsqn.kernels.fixed_point import WEIGHT_INT_MAX, WEIGHT_INT_MIN, WEIGHT_SCALE
+from dsqn.layers.cuba import Conv, Flatten, quantize_8bit
+from dsqn.layers.qnet import NetSpec, SpikingQNet
 from dsqn.version import __version__
 
 
@@ -101,7 +101,7 @@ def export_model(model: SpikingQNet, encoder: Encoder, out: Path, meta: dict) ->
         g.create_dataset("outFeatures", data=w.shape[0])
         g.create_dataset("weight", data=w)
         g.create_dataset("bias", data=bias.astype(np.int32))
-        # Non-spiking accumulator: u = input of this step, v integrates u (saturating; see dsqn.fixed_point).
+        # Non-spiking accumulator: u = input of this step, v integrates u (saturating; see dsqn.kernels.fixed_point).
         for key, value in {"type": "CUBA", "iDecay": int(readout.i_decay), "vDecay": int(readout.v_decay),
                            "vThMant": int(readout.vth_mant), "refDelay": 1, "gradedSpike": False}.items():
             g.create_dataset(f"neuron/{key}", data=value)

@@ -153,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError("--max-steps and --seed must not be negative")
     import tempfile
 
-    from dsqn.checkpoint import file_sha256, load_checkpoint, model_from_checkpoint
-    from dsqn.fileio import check_input_file
+    from dsqn.files.checkpoint import file_sha256, load_checkpoint, model_from_checkpoint
+    from dsqn.files.fileio import check_input_file
 
     from .exporter import network_meta
     from .nir_export import write_nir
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="dsqn-nir-") as tmp:
         if args.nir:
             path = check_input_file(args.nir)
-            from dsqn.netfile import check_read_in_child
+            from dsqn.files.netfile import check_read_in_child
 
             check_read_in_child(path, lambda: read_nir(path))  # a file from the user may crash libhdf5 itself
             stored = json.loads(str(read_nir(path).metadata.get("dsqn_meta_json", "{}"))).get("source_checkpoint_sha256")

@@ -17,22 +17,22 @@ Graph (dense network; node names are the keys in ``graph.nodes``)::
   as floats, presented at every step of an inference.
 * ``layer<i>_synapse``: ``nir.Linear`` (dense; weight (out, in)) or ``nir.Conv2d`` (weight (out, in, kH, kW),
   stride, padding, zero bias), the 8-bit weights in float weight units ``w_int / 64``
-  (``dsqn.cuba._Synapse.quantized``: even integers in [-256, 254] over ``WEIGHT_SCALE`` 64); a ``nir.Flatten``
+  (``dsqn.layers.cuba._Synapse.quantized``: even integers in [-256, 254] over ``WEIGHT_SCALE`` 64); a ``nir.Flatten``
   (start_dim 0: NIR shapes carry no batch dimension) follows the last conv layer.
 * ``layer<i>_delay`` / ``readout_delay``: ``nir.Delay`` of one step (``delay = dt`` per neuron). **Every synapse
-  delays by one step**, as Lava's Dense/Conv do (``dsqn.timing``: a synapse sends on step t what it accumulated on
+  delays by one step**, as Lava's Dense/Conv do (``dsqn.kernels.timing``: a synapse sends on step t what it accumulated on
   step t - 1), so the input reaches layer i on step i + 1 and the readout on step L (L = hidden layers + 1).
 * ``layer<i>_neuron``: ``nir.CubaLIF`` with one value per neuron in every parameter array (shape = the layer's
   neuron shape; the values are per layer today).
-* ``readout_neuron``: the non-spiking readout (``dsqn.fixed_point.readout_neuron``): a CubaLIF whose current keeps
+* ``readout_neuron``: the non-spiking readout (``dsqn.kernels.fixed_point.readout_neuron``): a CubaLIF whose current keeps
   nothing of the previous step (iDecay 4096: ``u`` = this step's input), whose voltage never leaks (vDecay 0) and
   whose threshold is the largest vThMant (it never fires unless |v| reaches 2**23 - 64, where the chip fires too).
   The policy's output is its **voltage** ``v`` after the last step, not its spikes (``output`` carries the spikes
   because NIR outputs are node outputs): ``Q = scale * v / T`` with ``v`` in NIR units (weight units), i.e.
-  ``dsqn.readout.Readout.decode``'s ``scale * v_state / (T * 4096)`` with Loihi's state ``v_state = 4096 v``.
+  ``dsqn.layers.readout.Readout.decode``'s ``scale * v_state / (T * 4096)`` with Loihi's state ``v_state = 4096 v``.
 * ``readout_bias``: the readout's bias (``bias_mant / 64`` per step) as a ``nir.Affine`` with zero weights from the
   input, then ``readout_bias_delay`` of L steps. On the chip the readout is reset on step L (netx's reset phase,
-  ``dsqn.timing.reset_step``), so its bias counts from step L, with its first input; the L-step delay gives the
+  ``dsqn.kernels.timing.reset_step``), so its bias counts from step L, with its first input; the L-step delay gives the
   graph that timing literally.
 
 One inference: start every node from zero state, present the payload on steps 0 .. T-1, read ``readout_neuron``'s
@@ -49,14 +49,14 @@ NIR's CubaLIF: ``tau_syn dI/dt = -I + w_in S``, ``tau_mem dv/dt = (v_leak - v) +
     I[t] = (1 - dt/tau_syn) I[t-1] + (dt/tau_syn) w_in S[t]
     v[t] = (1 - dt/tau_mem) v[t-1] + (dt/tau_mem) (v_leak + r I[t]);   z = v[t] > v_threshold;   v[t] = v_reset if z
 
-Loihi's CUBA-LIF (``dsqn.neuron``; integers, state units of 1/4096 weight unit)::
+Loihi's CUBA-LIF (``dsqn.kernels.neuron``; integers, state units of 1/4096 weight unit)::
 
     u <- u (4096 - iDecay) / 4096 + a          v <- v (4096 - vDecay) / 4096 + u + bias
     spike when v > vThMant << 6, then v = 0 (u is not reset)
 
 match term by term with ``I = u / 4096`` and ``v_nir = v / 4096`` (weight units), with d_u = iDecay / 4096,
 d_v = vDecay / 4096, threshold th = vThMant / 64 and bias b = (bias_mant << 6) / 4096 per step
-(``dsqn.fixed_point.LoihiNeuron.to_float``)::
+(``dsqn.kernels.fixed_point.LoihiNeuron.to_float``)::
 
     tau_syn = dt / d_u             w_in = 1 / d_u     (so the input enters I unscaled: (dt/tau_syn) w_in = 1)
     tau_mem = dt / d_v             r    = 1 / d_v     (so I enters v unscaled:        (dt/tau_mem) r    = 1)
@@ -84,12 +84,12 @@ from pathlib import Path
 
 import numpy as np
 
-from dsqn import timing
-from dsqn.cuba import Conv, Flatten
 from dsqn.encoding import Encoder
 from dsqn.errors import UserError
-from dsqn.fixed_point import WEIGHT_SCALE, LoihiNeuron, NeuronParams
-from dsqn.qnet import SpikingQNet
+from dsqn.kernels import timing
+from dsqn.kernels.fixed_point import WEIGHT_SCALE, LoihiNeuron, NeuronParams
+from dsqn.layers.cuba import Conv, Flatten
+from dsqn.layers.qnet import SpikingQNet
 
 NIR_FORMAT = "dsqn-nir"
 NIR_FORMAT_VERSION = 1

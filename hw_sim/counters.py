@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dsqn import timing
-from dsqn.netfile import Layer
+from dsqn.files.netfile import Layer
+from dsqn.kernels import timing
 
 
 def fanouts(layers: list[Layer]) -> list[np.ndarray]:

@@ -11,9 +11,9 @@ It computes what ``Loihi2SimCfg(select_tag='fixed_pt')`` computes for a netx net
 
 Because the networks are feed-forward and resets touch only neuron state, a layer's synaptic input
 for all steps is one matrix product of its weights with the previous layer's whole spike train; only
-the neuron update runs step by step -- in :mod:`dsqn.neuron`, the same integer kernel the training blocks use
-(one implementation of the chip's arithmetic), with the reset phases of :mod:`dsqn.timing`. Synaptic sums are exact
-(``dsqn.cuba.exact_product``: float32 below 2**24, graded payloads split into exact halves). The batch dimension
+the neuron update runs step by step -- in :mod:`dsqn.kernels.neuron`, the same integer kernel the training blocks use
+(one implementation of the chip's arithmetic), with the reset phases of :mod:`dsqn.kernels.timing`. Synaptic sums are exact
+(``dsqn.layers.cuba.exact_product``: float32 below 2**24, graded payloads split into exact halves). The batch dimension
 holds independent inferences.
 """
 
@@ -25,11 +25,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dsqn import fused, timing
-from dsqn import neuron as kernel
-from dsqn.cuba import exact_product
-from dsqn.fixed_point import WEIGHT_SCALE
-from dsqn.netfile import Layer, NetFile
+from dsqn.files.netfile import Layer, NetFile
+from dsqn.kernels import fused, timing
+from dsqn.kernels import neuron as kernel
+from dsqn.kernels.fixed_point import WEIGHT_SCALE
+from dsqn.layers.cuba import exact_product
 
 
 def conv_fanout(layer: Layer) -> np.ndarray:
@@ -95,12 +95,12 @@ class RunResult:
 
 
 class Emulator:
-    """Runs a netx network (as read by :func:`dsqn.netfile.read_netfile`) in Loihi fixed point."""
+    """Runs a netx network (as read by :func:`dsqn.files.netfile.read_netfile`) in Loihi fixed point."""
 
     def __init__(self, net: NetFile) -> None:
         self.net = net
         self.layers = net.layers
-        # 8-bit integer weights are exact in float32; products are made exact by dsqn.cuba.exact_product
+        # 8-bit integer weights are exact in float32; products are made exact by dsqn.layers.cuba.exact_product
         self._w32 = [torch.from_numpy(layer.weight.astype(np.float32)) for layer in self.layers]
         # the same weights / WEIGHT_SCALE (a power of two: every product and partial sum is the integer one scaled
         # exactly), so that synaptic sums come out in weight units without a division pass over them
@@ -114,7 +114,7 @@ class Emulator:
         self._fused: fused.FusedNet | None = None
 
     def fused_net(self) -> fused.FusedNet | None:
-        """The network for dsqn.fused, where it is the faster path: every synapse after the first dense and
+        """The network for dsqn.kernels.fused, where it is the faster path: every synapse after the first dense and
         small (conv networks run layer by layer, their GEMMs beat adding one column per spike)."""
         if not self._fused_fits:
             return None
@@ -125,7 +125,7 @@ class Emulator:
 
     def synaptic_input(self, i: int, x: torch.Tensor, binary: bool, scaled: bool = False) -> torch.Tensor:
         """x: (B, S, n_in) spikes (0/1) or graded payloads of layer i's source -> (B, S, n_out) exact integer
-        sums of the integer weights (dsqn.cuba.exact_product: float32 where exact, split or float64 where not);
+        sums of the integer weights (dsqn.layers.cuba.exact_product: float32 where exact, split or float64 where not);
         with ``scaled`` the same sums / WEIGHT_SCALE, bit for bit (what the neuron kernel takes)."""
         layer = self.layers[i]
         b, s = x.shape[0], x.shape[1]
@@ -197,9 +197,9 @@ class Emulator:
 
         payload: (B, *input_shape) integers (bool, any integer dtype or integer-valued floats; numpy or torch),
         presented on steps 0..T-1. Returns the readout voltage after step T-1 (B, A), each layer's spikes over its
-        pipelined window (B, N_i, T; dsqn.timing.window) and the overflow events per layer. A single observation's
+        pipelined window (B, N_i, T; dsqn.kernels.timing.window) and the overflow events per layer. A single observation's
         payload of exactly ``input_shape`` (no batch dimension) gives the same without the batch dimension:
-        voltage (A,), windows (N_i, T); the overflow counts are per layer either way. Small dense networks run in one compiled call (:mod:`dsqn.fused`),
+        voltage (A,), windows (N_i, T); the overflow counts are per layer either way. Small dense networks run in one compiled call (:mod:`dsqn.kernels.fused`),
         others layer by layer, each layer over its window only (``windowed``; see ``_infer_windows``) or over
         all T + L steps (``run``); all compute the same integers (tested).
         """
@@ -221,7 +221,7 @@ class Emulator:
                            const_steps=timesteps, n_steps=n_steps)
             windows = [tr.spikes[..., timing.window(i, timesteps)] for i, tr in enumerate(res.traces)]
             return res.v_captured[-1], windows, res.overflow
-        # One compiled call for all layers and steps (dsqn.fused); the first layer's input once, exactly.
+        # One compiled call for all layers and steps (dsqn.kernels.fused); the first layer's input once, exactly.
         x = torch.from_numpy(np.ascontiguousarray(np.asarray(payload).reshape(b, 1, -1)))
         z0 = self.synaptic_input(0, x, binary=False).reshape(b, -1).double().numpy() / WEIGHT_SCALE
         resets = np.stack([timing.reset_mask(i, n_steps, interval, offset) for i in range(len(self.layers))])
@@ -244,7 +244,7 @@ class Emulator:
     def _infer_windows(self, payload: np.ndarray, timesteps: int) -> tuple[np.ndarray, list[np.ndarray], list[int]]:
         """``infer`` computing each layer over its own window only: T steps instead of T + L.
 
-        With netx's reset phase (``dsqn.timing.RESET_OFFSET``) layer i is zeroed on step i + 1, the first of its
+        With netx's reset phase (``dsqn.kernels.timing.RESET_OFFSET``) layer i is zeroed on step i + 1, the first of its
         window, so nothing before the window reaches its state: whatever layer i - 1 sent earlier arrived before
         that reset. Inside the window its input is layer i - 1's window, shifted by the synapse's one step, i.e.
         exactly the spike train that layer computed (the first layer: the observation on every step). So each

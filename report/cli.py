@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from dsqn.errors import ArgumentParser, UserError, cli_entry
-from dsqn.fileio import check_input_file, check_output_dir, check_output_file
+from dsqn.files.fileio import check_input_file, check_output_dir, check_output_file
 from dsqn.report import figures as F
 
 from .html import figure_dir_for, write_html

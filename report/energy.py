@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from dsqn.errors import UserError
+from dsqn.files.netfile import Layer
 from dsqn.hw_sim.counters import Totals, synapse_counts
-from dsqn.netfile import Layer
 
 from .analysis import (
     ANN_ROWS,

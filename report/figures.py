@@ -31,7 +31,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from dsqn.errors import UserError
-from dsqn.fileio import atomic_write_bytes, same_file
+from dsqn.files.fileio import atomic_write_bytes, same_file
 
 FORMATS = ("svg", "pdf", "png")
 PNG_DPI = 150

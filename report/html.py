@@ -14,7 +14,7 @@ import html
 from pathlib import Path
 
 from dsqn.errors import UserError
-from dsqn.fileio import atomic_write_text
+from dsqn.files.fileio import atomic_write_text
 from dsqn.report import figures as F
 
 from .analysis import ANN_ROWS, BASIS, PROFILE_READING, analyse

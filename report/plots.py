@@ -200,7 +200,7 @@ def score_figure(report: dict) -> Figure:
 
 
 def latency_figure(lat: dict, names: list[str]) -> Figure:
-    """Each layer's window on the inference (steps i + 1 .. T + i, dsqn.timing.window) and the next inference's."""
+    """Each layer's window on the inference (steps i + 1 .. T + i, dsqn.kernels.timing.window) and the next inference's."""
     T, depth, steps = int(lat["timesteps"]), int(lat["pipeline_depth"]), int(lat["steps_per_inference"])
     every = int(lat.get("new_inference_every_steps") or T)
     with F.style():

@@ -8,10 +8,10 @@ import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from dsqn import timing
 from dsqn.errors import UserError
+from dsqn.files.netfile import Layer
 from dsqn.hw_sim.counters import ann_macs as count_ann_macs
-from dsqn.netfile import Layer
+from dsqn.kernels import timing
 
 STATUSES = ("published", "pre-silicon", "estimate")
 NO_TIME_FIGURE = "no published figure"

@@ -16,8 +16,8 @@ import sys
 
 import torch
 
-from dsqn.checkpoint import load_checkpoint
 from dsqn.errors import UserError
+from dsqn.files.checkpoint import load_checkpoint
 
 
 def main(argv: list[str]) -> int:

@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from dsqn.fileio import atomic_write_text
+from dsqn.files.fileio import atomic_write_text
 
 from .study import DIRECTIONS, OBJECTIVES, OVER_BUDGET, non_dominated, quiet_optuna
 from .trial_files import locate_trial_dir, study_relative

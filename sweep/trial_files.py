@@ -7,7 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
-from dsqn.fileio import atomic_write_text
+from dsqn.files.fileio import atomic_write_text
 
 
 def locate_trial_dir(stored: str | None, study_dir: Path) -> Path | None:

@@ -16,7 +16,7 @@ import torch
 from dsqn.encoding import Encoder
 from dsqn.export.exporter import export_model, network_meta
 from dsqn.extras import lava_available
-from dsqn.qnet import NetSpec, SpikingQNet
+from dsqn.layers.qnet import NetSpec, SpikingQNet
 
 
 def make_net(

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from dsqn.checkpoint import load_checkpoint, model_from_checkpoint
 from dsqn.deploy.closed_loop import make_policy, run_episodes
 from dsqn.envs import human_normalized
-from dsqn.netfile import read_netfile
+from dsqn.files.checkpoint import load_checkpoint, model_from_checkpoint
+from dsqn.files.netfile import read_netfile
 from dsqn.train.config import make_config
 
 BIN = Path(sys.executable).parent
@@ -66,7 +66,7 @@ def test_calibrated_init_wakes_the_nature_networks_deeper_layers():
     import torch
 
     from dsqn.envs import make_env
-    from dsqn.qnet import SpikingQNet
+    from dsqn.layers.qnet import SpikingQNet
     from dsqn.train.dqn import build, calibrate
 
     cfg = make_config(env_id="Krull", preset="cpu-session")

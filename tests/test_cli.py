@@ -254,7 +254,7 @@ def test_ctrl_c_stops_lava_cleanly(tmp_path: Path, exported: Path):
 def test_epsilon_greedy_deployment_replays_the_training_evaluation(tmp_path: Path, trained: Path):
     """--eval-epsilon: the final evaluation's epsilon-greedy episodes (run side by side in training) are replayed
     exactly by dsqn-deploy --epsilon from the exported file (one generator per episode, keyed by its seed)."""
-    from dsqn.checkpoint import load_checkpoint
+    from dsqn.files.checkpoint import load_checkpoint
 
     r = run(["dsqn-train", "--env-id", "CartPole-v1", "--total-steps", "300", "--learning-starts", "100", "--eval-every", "300",
              "--eval-episodes", "2", "--final-eval-episodes", "6", "--eval-epsilon", "0.3", "--hidden", "16", "16",
@@ -294,9 +294,9 @@ def test_epsilon_greedy_deployment_replays_the_training_evaluation(tmp_path: Pat
 def test_the_comparison_counts_the_steps_where_the_actions_differ(trained: Path, tmp_path: Path):
     """The per-step check of dsqn-deploy --compare is not vacuous: a model with the readout negated (a different
     argmax wherever Q is not tied) disagrees with the deployed network, and the first such step is recorded."""
-    from dsqn.checkpoint import load_checkpoint, model_from_checkpoint
     from dsqn.deploy.closed_loop import ActionComparison, make_policy, run_episodes
-    from dsqn.netfile import read_netfile
+    from dsqn.files.checkpoint import load_checkpoint, model_from_checkpoint
+    from dsqn.files.netfile import read_netfile
 
     # exported here: test_resume_continues_a_run continues `trained` in place, after the module's `exported`
     r = run(["dsqn-export", str(trained), "-o", str(tmp_path / "model.net")], tmp_path)

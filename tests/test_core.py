@@ -10,10 +10,11 @@ import torch
 import torch.nn.functional as F
 from conftest import export, make_net
 
-from dsqn import neuron as kernel
-from dsqn import timing
-from dsqn.cuba import Dense, quantize_8bit
-from dsqn.fixed_point import (
+from dsqn.files.netfile import read_netfile
+from dsqn.hw_sim.emulator import Emulator
+from dsqn.kernels import neuron as kernel
+from dsqn.kernels import timing
+from dsqn.kernels.fixed_point import (
     BIAS_MANT_MAX,
     DECAY_SCALE,
     UV_MAX,
@@ -23,9 +24,8 @@ from dsqn.fixed_point import (
     NeuronParams,
     weight_to_int,
 )
-from dsqn.hw_sim.emulator import Emulator
-from dsqn.netfile import read_netfile
-from dsqn.qnet import NetSpec, SpikingQNet
+from dsqn.layers.cuba import Dense, quantize_8bit
+from dsqn.layers.qnet import NetSpec, SpikingQNet
 
 
 def _params(rng: np.random.Generator, n: int, big: bool) -> kernel.KernelParams:
@@ -93,7 +93,7 @@ def test_numba_kernel_split_over_neurons_equals_torch_reference(const, delay):
 
 def _train_vs_emulator(model: SpikingQNet, payload: np.ndarray, path: Path) -> tuple[int, int]:
     """Every layer's spikes over its window and the readout voltage: training forward == emulator; and the
-    one-call paths (dsqn.fused: acting, the emulator's small dense networks) == the layer-by-layer ones."""
+    one-call paths (dsqn.kernels.fused: acting, the emulator's small dense networks) == the layer-by-layer ones."""
     T = model.spec.timesteps
     x = torch.from_numpy(payload.astype(np.float32))
     with torch.no_grad():
@@ -154,7 +154,7 @@ def test_training_forward_equals_emulator(tmp_path, case):
 
 @pytest.mark.skipif(not kernel.HAVE_NUMBA, reason="numba not installed")
 def test_acting_in_one_call_equals_the_layer_by_layer_forward_across_updates():
-    """dsqn.fused (acting, evaluation, the target network) == the layer-by-layer forward at batch 1 and at a batch
+    """dsqn.kernels.fused (acting, evaluation, the target network) == the layer-by-layer forward at batch 1 and at a batch
     large enough for the parallel kernel, with an odd q_scale, and again after the optimizer changed the weights
     (the cached network is rebuilt)."""
     model = make_net(seed=11, layers=[{"type": "dense", "out": 64}, {"type": "dense", "out": 48}], n_actions=5,
@@ -282,7 +282,7 @@ def test_backward_is_finite_and_reaches_every_weight():
 @pytest.mark.parametrize("scale", [40.0, 5000.0])
 @pytest.mark.parametrize("const", [False, True])
 def test_triton_kernel_equals_torch_reference_on_cuda(scale, const):
-    from dsqn import neuron_triton
+    from dsqn.kernels import neuron_triton
 
     if not neuron_triton.available():
         pytest.skip("Triton 3 not installed (torch 2.3 ships Triton 2.3; CUDA then runs the torch loop)")
@@ -312,7 +312,7 @@ def test_triton_kernel_equals_torch_reference_on_cuda(scale, const):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_training_forward_on_cuda_equals_cpu():
     """The same network on the GPU (Triton, TF32 off) gives the CPU's Q-values and gradients' signs."""
-    from dsqn.cuba import exact_matmul_settings
+    from dsqn.layers.cuba import exact_matmul_settings
 
     exact_matmul_settings()
     model = make_net(seed=1, input_shape=(4, 12, 12), layers=CONV, n_actions=4, timesteps=10, weight_gain=2.0,
@@ -330,7 +330,7 @@ def test_format_1_files_still_load(tmp_path):
     """Files exported before format 2 (T also as reset_interval, readout.q_scale/divisor, readout vThMant 2**17)."""
     import json
 
-    from dsqn.netfile import ATTR_META, ATTR_VERSION
+    from dsqn.files.netfile import ATTR_META, ATTR_VERSION
 
     path = export(make_net(seed=8), tmp_path / "old.net")
     with h5py.File(path, "r+") as f:
@@ -367,7 +367,7 @@ def test_triton_kernels_in_the_interpreter_equal_the_torch_reference():
 def test_exact_product_equals_the_float64_product_past_float32s_exact_range(regime):
     """cuba.exact_product: spikes in one float32 product; 8-bit pixels whose sums pass 2**24 as two float32
     products of their 4-bit halves; wider payloads in float64 -- each equal to the exact (float64) result."""
-    from dsqn.cuba import exact_operands, exact_product
+    from dsqn.layers.cuba import exact_operands, exact_product
 
     g = torch.Generator().manual_seed(0)
     w = torch.randint(-256, 255, (8, 8, 8, 8), generator=g).float()  # fan-in 512, weight integers at their extremes

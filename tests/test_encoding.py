@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from dsqn.encoding import Encoder
-from dsqn.fixed_point import quantize_threshold, weight_to_int
+from dsqn.kernels.fixed_point import quantize_threshold, weight_to_int
 
 
 def test_two_neuron_encoding_splits_sign_and_scales():

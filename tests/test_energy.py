@@ -12,8 +12,8 @@ import pytest
 from conftest import export, make_net
 
 from dsqn.errors import UserError
+from dsqn.files.netfile import Layer
 from dsqn.hw_sim.counters import Totals, ann_macs
-from dsqn.netfile import Layer
 from dsqn.report.energy import energy_report, format_energy
 from dsqn.report.profiles import (
     LOIHI1,

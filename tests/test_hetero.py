@@ -12,14 +12,14 @@ import pytest
 import torch
 from conftest import call, export
 
-from dsqn.checkpoint import load_checkpoint, model_from_checkpoint
 from dsqn.deploy.cli import main as deploy_main
 from dsqn.errors import UserError
 from dsqn.export.cli import main as export_main
-from dsqn.fixed_point import LoihiNeuron, NeuronParams, draw_neurons, group_neurons
+from dsqn.files.checkpoint import load_checkpoint, model_from_checkpoint
+from dsqn.files.netfile import GROUPED_NEURON_TYPE, read_netfile
 from dsqn.hw_sim.emulator import Emulator
-from dsqn.netfile import GROUPED_NEURON_TYPE, read_netfile
-from dsqn.qnet import NetSpec, SpikingQNet
+from dsqn.kernels.fixed_point import LoihiNeuron, NeuronParams, draw_neurons, group_neurons
+from dsqn.layers.qnet import NetSpec, SpikingQNet
 from dsqn.train.cli import main as train_main
 from dsqn.train.runner import evaluate
 

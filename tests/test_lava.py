@@ -6,8 +6,8 @@ import torch
 from conftest import export, make_net
 
 from dsqn.deploy.lava_backend import LavaNetwork
+from dsqn.files.netfile import read_netfile
 from dsqn.hw_sim.emulator import Emulator
-from dsqn.netfile import read_netfile
 
 pytestmark = pytest.mark.lava
 
@@ -78,7 +78,7 @@ def test_lava_starts_after_numba_parallel_kernels_ran(tmp_path):
     path = export(make_net(seed=3), tmp_path / "m.net")
     script = textwrap.dedent(f"""
         import multiprocessing, numpy as np, torch
-        from dsqn import neuron
+        from dsqn.kernels import neuron
         torch.set_num_threads(2)
         n, s, b = 256, 64, 8
         p = neuron.KernelParams(np.full(n, 2048), np.full(n, 2048), np.zeros(n, np.int64), np.full(n, 4096),
@@ -87,7 +87,7 @@ def test_lava_starts_after_numba_parallel_kernels_ran(tmp_path):
         assert multiprocessing.get_start_method(allow_none=True) is not None  # what broke Lava's import
         from dsqn.deploy.lava_backend import LavaNetwork
         from dsqn.hw_sim.emulator import Emulator
-        from dsqn.netfile import read_netfile
+        from dsqn.files.netfile import read_netfile
         net = read_netfile({str(path)!r})
         payload = np.arange(8) * 3
         with LavaNetwork.from_netfile(net) as ln:

@@ -8,8 +8,8 @@ import torch
 
 from dsqn.deploy.lava_backend import LavaNetwork
 from dsqn.extras import import_lava_dl
+from dsqn.files.netfile import read_netfile
 from dsqn.hw_sim.emulator import Emulator
-from dsqn.netfile import read_netfile
 
 pytest.importorskip("lava.lib.dl.slayer", reason="needs the lava extra (lava-nc, lava-dl; Python 3.10)")
 slayer = import_lava_dl("slayer")

@@ -16,8 +16,8 @@ import pytest
 import torch
 from conftest import export, make_net
 
+from dsqn.files.netfile import read_netfile
 from dsqn.hw_sim.emulator import Emulator
-from dsqn.netfile import read_netfile
 
 CONV = [{"type": "conv", "out": 4, "kernel": 3, "stride": 2}, {"type": "dense", "out": 8}]
 

@@ -24,8 +24,8 @@ from conftest import make_net
 
 from dsqn.encoding import Encoder
 from dsqn.export.exporter import export_model, network_meta
-from dsqn.fixed_point import DECAY_SCALE, READOUT_VTH_MANT, STATE_SCALE, WEIGHT_SCALE
-from dsqn.netfile import read_netfile
+from dsqn.files.netfile import read_netfile
+from dsqn.kernels.fixed_point import DECAY_SCALE, READOUT_VTH_MANT, STATE_SCALE, WEIGHT_SCALE
 
 nir = pytest.importorskip("nir")  # a core dependency: present in both lanes
 from dsqn.export import nir_export  # noqa: E402
@@ -136,7 +136,7 @@ def test_heterogeneous_neurons_are_per_neuron_arrays_and_snntorch_refusal_is_one
     """--membrane-jitter / --param-groups give each neuron its own integers: the CubaLIF arrays carry them neuron by
     neuron; snnTorch 1.0's importer takes one threshold per layer and says so (a UserError, one line)."""
     from dsqn.errors import UserError
-    from dsqn.fixed_point import LoihiNeuron
+    from dsqn.kernels.fixed_point import LoihiNeuron
 
     model = make_net(seed=1)
     group = np.arange(24) % 3
@@ -360,7 +360,7 @@ def test_export_nir_bad_input_is_one_line_and_leaves_no_file(tmp_path, trained, 
 
 def test_nir_check_refuses_damaged_files_in_one_line(tmp_path, trained, monkeypatch):
     """python -m dsqn.export.nir_check --nir reads the user's file as dsqn-deploy reads .net files: first in a forked
-    child (dsqn.netfile.check_read_in_child), so that a file that crashes libhdf5 is a one-line error too (issue 27);
+    child (dsqn.files.netfile.check_read_in_child), so that a file that crashes libhdf5 is a one-line error too (issue 27);
     garbage, empty, truncated, damaged and foreign files: one line naming the file, exit 2."""
     import os
     import signal

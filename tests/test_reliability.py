@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 import torch
 
-from dsqn import fileio
 from dsqn.deploy.cli import main as deploy_main
 from dsqn.export.cli import main as export_main
-from dsqn.netfile import read_netfile
+from dsqn.files import fileio
+from dsqn.files.netfile import read_netfile
 from dsqn.report.cli import main as report_main
 from dsqn.train import runner
 from dsqn.train.cli import main as train_main
@@ -448,7 +448,7 @@ def test_a_reader_that_crashes_the_process_is_a_one_line_error(tmp_path: Path):
     import signal as sig
 
     from dsqn.errors import UserError
-    from dsqn.netfile import check_read_in_child
+    from dsqn.files.netfile import check_read_in_child
 
     path = tmp_path / "model.nir"
     with pytest.raises(UserError, match=r"model\.nir: damaged HDF5 file \(the HDF5 library crashed reading it: SIGSEGV\)"):

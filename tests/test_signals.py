@@ -131,8 +131,8 @@ def _enospc(*args, **kwargs):  # type: ignore[no-untyped-def]
 
 
 def test_atomic_write_on_a_full_disk_leaves_nothing(tmp_path: Path, monkeypatch):
-    from dsqn import fileio
     from dsqn.errors import UserError
+    from dsqn.files import fileio
 
     monkeypatch.setattr(fileio.os, "fsync", _enospc)
     with pytest.raises(UserError, match="r.json: cannot write .No space left on device."):
@@ -142,8 +142,8 @@ def test_atomic_write_on_a_full_disk_leaves_nothing(tmp_path: Path, monkeypatch)
 
 def test_export_on_a_full_disk_leaves_nothing(tmp_path: Path, monkeypatch):
     """The HDF5 file is built in memory; only the final write touches the disk, so a full disk is one error."""
-    from dsqn import fileio
     from dsqn.errors import UserError
+    from dsqn.files import fileio
 
     (tmp_path / "m.net").write_bytes(b"an earlier export")
     monkeypatch.setattr(fileio.os, "fsync", _enospc)
@@ -154,8 +154,8 @@ def test_export_on_a_full_disk_leaves_nothing(tmp_path: Path, monkeypatch):
 
 
 def test_deploy_report_and_html_on_a_full_disk(tmp_path: Path, small_net: Path, monkeypatch, capsys):
-    from dsqn import fileio
     from dsqn.deploy.cli import main
+    from dsqn.files import fileio
 
     monkeypatch.setattr(fileio.os, "fsync", _enospc)
     for extra in (["--report", str(tmp_path / "r.json")], ["--report", str(tmp_path / "r.json"), "--html", str(tmp_path / "r.html")]):

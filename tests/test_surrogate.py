@@ -1,4 +1,4 @@
-"""One surrogate gradient (``dsqn.neuron.surrogate_reference``, float64) that every backward pass is tested against on
+"""One surrogate gradient (``dsqn.kernels.neuron.surrogate_reference``, float64) that every backward pass is tested against on
 the same inputs: the torch loop and numba here, Triton in its interpreter (tests/triton_interpret_check.py). With one
 step and no voltage gradient the leaky integrators pass the surrogate through unchanged (gz = surrogate x grad_s), so
 what is compared is the surrogate alone. Stated tolerance: the passes compute it in float32, so 1e-6 relative to the
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from dsqn import neuron as kernel
-from dsqn.fixed_point import STATE_SCALE
+from dsqn.kernels import neuron as kernel
+from dsqn.kernels.fixed_point import STATE_SCALE
 
 REL_TO_REFERENCE = 1e-6
 REL_BETWEEN_PASSES = 5e-7

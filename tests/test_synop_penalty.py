@@ -15,15 +15,15 @@ import pytest
 import torch
 from conftest import call, export, make_net
 
-from dsqn.checkpoint import load_checkpoint
 from dsqn.deploy.closed_loop import make_policy, run_episodes
 from dsqn.encoding import Encoder
 from dsqn.envs import FINAL_EVAL_SEED, make_env
 from dsqn.export.cli import main as export_main
+from dsqn.files.checkpoint import load_checkpoint
+from dsqn.files.netfile import ATTR_META, read_netfile
 from dsqn.hw_sim.counters import Counter, ann_macs, synapse_counts
 from dsqn.hw_sim.emulator import Emulator
-from dsqn.netfile import ATTR_META, read_netfile
-from dsqn.qnet import SpikingQNet
+from dsqn.layers.qnet import SpikingQNet
 from dsqn.train.activity import ActivityPenalty
 from dsqn.train.cli import main as train_main
 from dsqn.train.config import make_config

@@ -126,7 +126,7 @@ def test_env_defaults_yield_to_explicit_values():
 @pytest.mark.parametrize("q_init,expected", [("reward", -100.0), ("zero", 0.0)])
 def test_q_init_reward_starts_q_at_the_no_goal_fixed_point(tmp_path, q_init, expected):
     """Acrobot pays -1 per step: 'reward' starts Q at -1 / (1 - gamma) = -100 before the first update."""
-    from dsqn.checkpoint import load_checkpoint
+    from dsqn.files.checkpoint import load_checkpoint
     from dsqn.train.runner import train
 
     cfg = make_config(env_id="Acrobot-v1", hidden=[8, 8], total_timesteps=130, learning_starts=100, q_init=q_init,

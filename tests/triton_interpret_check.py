@@ -13,8 +13,8 @@ import torch  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_core import _params  # noqa: E402
 
-from dsqn import neuron as kernel  # noqa: E402
-from dsqn import neuron_triton  # noqa: E402
+from dsqn.kernels import neuron as kernel  # noqa: E402
+from dsqn.kernels import neuron_triton  # noqa: E402
 
 ok = True
 for scale in (40.0, 5000.0):

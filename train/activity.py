@@ -1,6 +1,6 @@
 """Activity-regularised training (--synop-penalty, --rate-target) and the activity logged at every evaluation.
 
-The estimate is :meth:`dsqn.qnet.SpikingQNet.forward_activity`: per inference and netx layer, the synaptic operations
+The estimate is :meth:`dsqn.layers.qnet.SpikingQNet.forward_activity`: per inference and netx layer, the synaptic operations
 the emulator and Lava count (``dsqn.hw_sim.counters``) -- each hidden layer's output spikes over its whole window
 times their fan-out, plus the first layer's graded input events times theirs -- computed from the spike tensors of
 the training forward pass, so its backward is the surrogate gradient. Its forward value equals the emulator's count
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dsqn.qnet import Activity, SpikingQNet
+from dsqn.layers.qnet import Activity, SpikingQNet
 
 from .config import TrainConfig
 

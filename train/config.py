@@ -66,7 +66,7 @@ class TrainConfig:
     scale_grad: float = 10.0
     """height of the surrogate gradient (times slayer's SCALE_RHO_MULT 0.1): peak 0.5 / threshold with tau_grad 0.01."""
     init_rate: float = 0.0
-    """data-driven initialisation (dsqn.qnet.SpikingQNet.calibrate_): scale each hidden layer's initial weights so
+    """data-driven initialisation (dsqn.layers.qnet.SpikingQNet.calibrate_): scale each hidden layer's initial weights so
     that it fires at this rate (spikes per neuron and step) on observations of a short seeded random rollout
     (0 = the plain init). The Atari presets use 0.1: with 8-bit weights the plain init leaves the Nature network's
     deeper layers silent."""

@@ -23,7 +23,7 @@ from dsqn.envs import (
     obs_scale_for,
 )
 from dsqn.errors import UserError
-from dsqn.qnet import NetSpec, SpikingQNet
+from dsqn.layers.qnet import NetSpec, SpikingQNet
 
 from .activity import ActivityPenalty
 from .config import TrainConfig

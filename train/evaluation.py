@@ -15,7 +15,7 @@ from dsqn.envs import (
     EpsilonGreedy,
     make_env,
 )
-from dsqn.qnet import SpikingQNet
+from dsqn.layers.qnet import SpikingQNet
 
 
 def device_of(model: torch.nn.Module) -> torch.device:

@@ -185,7 +185,7 @@ class FrameReplay:
     def save(self, path: Path, meta: dict) -> None:
         """Write the filled part of the memory, its pointers and sampling RNG, and ``meta`` (env, preset, token) to
         ``path`` (.npz, uncompressed) through a temporary file: a crash never leaves half a file."""
-        from dsqn.fileio import temp_path
+        from dsqn.files.fileio import temp_path
 
         n = len(self)
         header = {"format": REPLAY_FORMAT, "format_version": REPLAY_VERSION, **meta, "capacity": self.cap,

@@ -11,12 +11,12 @@ import shutil
 import time
 from pathlib import Path
 
-from dsqn.checkpoint import check_resumable, load_checkpoint, save_checkpoint
 from dsqn.envs import (
     make_env,
 )
 from dsqn.errors import UserError
-from dsqn.fileio import atomic_write_text, check_output_dir
+from dsqn.files.checkpoint import check_resumable, load_checkpoint, save_checkpoint
+from dsqn.files.fileio import atomic_write_text, check_output_dir
 
 from .config import FIELD_DEFAULTS, TrainConfig, migrate, validate
 from .replay import FrameReplay, ReplayBuffer

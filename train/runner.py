@@ -30,8 +30,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dsqn.checkpoint import file_sha256
-from dsqn.cuba import exact_matmul_settings
 from dsqn.envs import (
     FINAL_EVAL_SEED,
     atari_game,
@@ -41,7 +39,9 @@ from dsqn.envs import (
     truncated_episodes,
 )
 from dsqn.errors import UserError
-from dsqn.fileio import atomic_write_text, remove_stale_temp_files
+from dsqn.files.checkpoint import file_sha256
+from dsqn.files.fileio import atomic_write_text, remove_stale_temp_files
+from dsqn.layers.cuba import exact_matmul_settings
 
 from .activity import ActivityMeter
 from .config import TrainConfig, config_json, config_warnings

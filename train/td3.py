@@ -4,9 +4,9 @@ twin critics are ANNs (Fujimoto et al. 2018: clipped double Q, target policy smo
 The environment loop, replay, evaluation and checkpoints are the runner's (``runner.py``); this file is the
 algorithm, readable on its own (after CleanRL's ``td3_continuous_action.py``).
 
-The actor is a :class:`dsqn.qnet.SpikingQNet` whose readout kind is ``action``: its readout voltage ``v`` (Loihi
+The actor is a :class:`dsqn.layers.qnet.SpikingQNet` whose readout kind is ``action``: its readout voltage ``v`` (Loihi
 integers) decodes to ``y = q_scale * v / (T * 4096)`` and the action is ``tanh(y)`` in [-1, 1], scaled to the
-environment's bounds (``dsqn.readout.Readout``). Acting -- exploration, evaluation, deployment -- computes the action
+environment's bounds (``dsqn.layers.readout.Readout``). Acting -- exploration, evaluation, deployment -- computes the action
 from the integer voltage with ``Readout.act`` (float64 on the host), so the exported actor acts exactly as the
 trained one; the actor's gradient flows through ``tanh`` of the same readout in float32 and the surrogate
 gradient of the spiking layers. Replay stores normalised actions in [-1, 1]; the critics see the encoded
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from dsqn.encoding import Encoder
 from dsqn.envs import check_box_actions, check_box_observations, check_spaces, make_env
 from dsqn.errors import UserError
-from dsqn.qnet import NetSpec, SpikingQNet
+from dsqn.layers.qnet import NetSpec, SpikingQNet
 
 from .activity import ActivityPenalty
 from .config import TrainConfig

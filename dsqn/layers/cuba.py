@@ -10,7 +10,7 @@ between these blocks and slayer's unchanged.
 
 What differs is the forward pass: synaptic input is an exact integer sum (float32 matmul/conv while the sum
 stays below 2**24, float64 otherwise; TF32 is switched off on CUDA), and the neuron runs in int64 through
-:mod:`dsqn.neuron` with Lava's 24-bit wrap of u and saturation of v, so training computes what Lava's
+:mod:`dsqn.kernels.neuron` with Lava's 24-bit wrap of u and saturation of v, so training computes what Lava's
 ``fixed_pt`` model and Loihi compute, bit for bit. Layouts are slayer's: (B, C, T) and (B, C, H, W, T), time last.
 
 Not supported (not used by this toolchain): learnable decays, per-channel random decays of slayer's
@@ -26,8 +26,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import neuron as kernel
-from .fixed_point import (
+from dsqn.files.netfile import GROUPED_NEURON_TYPE, GROUPS_VERSION
+from dsqn.kernels import neuron as kernel
+from dsqn.kernels.fixed_point import (
     BIAS_EXP,
     BIAS_MANT_MAX,
     BIAS_MANT_MIN,
@@ -42,7 +43,6 @@ from .fixed_point import (
     NeuronParams,
     readout_neuron,
 )
-from .netfile import GROUPED_NEURON_TYPE, GROUPS_VERSION
 
 # Sums of integer weights (|w| <= 256) times inputs are exact in float32 below 2**24.
 _F32_EXACT = 1 << 24
@@ -81,10 +81,10 @@ class Neuron(torch.nn.Module):
                  graded_spike: bool = False) -> None:
         super().__init__()
         if requires_grad or not shared_param or graded_spike:
-            raise ValueError("dsqn.cuba neurons support requires_grad=False, shared_param=True, graded_spike=False")
+            raise ValueError("dsqn.layers.cuba neurons support requires_grad=False, shared_param=True, graded_spike=False")
         self.w_scale, self.s_scale, self.p_scale = WEIGHT_SCALE, STATE_SCALE, DECAY_SCALE
         # slayer quantizes the threshold by truncation (int(th * 64) / 64); thresholds given on the 1/64 grid
-        # (dsqn.fixed_point.quantize_threshold) are unchanged by it.
+        # (dsqn.kernels.fixed_point.quantize_threshold) are unchanged by it.
         self.threshold = int(threshold * WEIGHT_SCALE) / WEIGHT_SCALE
         self.tau_grad, self.scale_grad = float(tau_grad), float(scale_grad)
         self.register_parameter("current_decay", torch.nn.Parameter(torch.FloatTensor([DECAY_SCALE * current_decay]), requires_grad=False))
@@ -93,7 +93,7 @@ class Neuron(torch.nn.Module):
         self.groups: tuple[np.ndarray, LoihiNeuron] | None = None
 
     def set_groups(self, group: np.ndarray, grouped: LoihiNeuron) -> None:
-        """Heterogeneous neurons: neuron j runs with the integers of group ``group[j]`` (dsqn.qnet.NetSpec)."""
+        """Heterogeneous neurons: neuron j runs with the integers of group ``group[j]`` (dsqn.layers.qnet.NetSpec)."""
         self.groups = (np.asarray(group, dtype=np.int64), grouped)
         self._kernel_params = None
 
@@ -110,7 +110,7 @@ class Neuron(torch.nn.Module):
 
     def device_params(self) -> dict:
         """The layer's ``neuron`` group of a NetX file (slayer's ``device_params``); heterogeneous neurons as
-        ``CUBA_GROUPS`` (dsqn.netfile: the groups' integers and each neuron's group; stock netx refuses it)."""
+        ``CUBA_GROUPS`` (dsqn.files.netfile: the groups' integers and each neuron's group; stock netx refuses it)."""
         if self.groups is not None:
             group, g = self.groups
             return {"type": GROUPED_NEURON_TYPE, "iDecay": g.i_decay.astype(np.int32), "vDecay": g.v_decay.astype(np.int32),
@@ -141,7 +141,7 @@ class Neuron(torch.nn.Module):
 
 class ReadoutNeuron(Neuron):
     """slayer's Affine neuron (current decay 1, voltage decay 0), on the chip a LIF whose threshold is the
-    largest vThMant (dsqn.fixed_point.readout_neuron)."""
+    largest vThMant (dsqn.kernels.fixed_point.readout_neuron)."""
 
     def __init__(self) -> None:
         super().__init__(threshold=1.0, current_decay=1.0, voltage_decay=0.0)

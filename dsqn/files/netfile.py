@@ -19,11 +19,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from dsqn import timing
 from dsqn.encoding import Encoder
 from dsqn.errors import UserError
-from dsqn.fileio import atomic_write_bytes, check_input_file
-from dsqn.fixed_point import (
+from dsqn.files.fileio import atomic_write_bytes, check_input_file
+from dsqn.kernels import timing
+from dsqn.kernels.fixed_point import (
     BIAS_MANT_MAX,
     BIAS_MANT_MIN,
     DECAY_SCALE,
@@ -33,11 +33,11 @@ from dsqn.fixed_point import (
     WEIGHT_INT_MIN,
     LoihiNeuron,
 )
-from dsqn.readout import Readout
+from dsqn.layers.readout import Readout
 
 FORMAT_NAME = "dsqn-netx"
 # 2: T, reset offset and readout written once (``timesteps``, ``reset_offset``, ``readout.{kind, scale}``);
-#    the reset interval and the readout divisor follow from them (dsqn.timing, dsqn.readout).
+#    the reset interval and the readout divisor follow from them (dsqn.kernels.timing, dsqn.layers.readout).
 # 1: also wrote reset_interval, readout.q_scale/divisor and the training config; still read.
 FORMAT_VERSION = 2
 READ_VERSIONS = (1, 2)

@@ -1,8 +1,8 @@
 """The CUBA-LIF neuron update over T steps, in exact integers: one implementation of the chip's arithmetic.
 
-Per neuron and step t (Lava ``PyLifModelBitAcc``; state in Loihi units, 24-bit; see ``dsqn.fixed_point``)::
+Per neuron and step t (Lava ``PyLifModelBitAcc``; state in Loihi units, 24-bit; see ``dsqn.kernels.fixed_point``)::
 
-    if reset[t]:  u = v = 0                                    (netx's per-layer reset, dsqn.timing)
+    if reset[t]:  u = v = 0                                    (netx's per-layer reset, dsqn.kernels.timing)
     u = sign(u) * ((|u| * keep_u) >> 12) + a[t]                a[t] = 4096 * synaptic input (weight units)
     u wraps once: u > 2**23 -> u - 2**24;  u <= -2**23 -> u + 2**24
     v = sign(v) * ((|v| * keep_v) >> 12) + u + bias            bias = bias_mant << 6
@@ -25,7 +25,7 @@ With ``delay`` the spikes come out already shifted by one step (the next synapse
 ``delay_shift``), which saves a copy per layer.
 
 Three implementations, picked by device: numba on the CPU (compiled on first use, cached on disk; no system
-compiler needed), Triton on CUDA (``dsqn.neuron_triton``), and a plain torch loop over time that runs
+compiler needed), Triton on CUDA (``dsqn.kernels.neuron_triton``), and a plain torch loop over time that runs
 anywhere and is the reference the others are tested against.
 """
 
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .fixed_point import DECAY_SCALE, SLAYER_TH_EPS, STATE_SCALE, UV_MAX, V_LIMIT
+from dsqn.kernels.fixed_point import DECAY_SCALE, SLAYER_TH_EPS, STATE_SCALE, UV_MAX, V_LIMIT
 
 try:  # numba is a core dependency; the torch path keeps the package importable where a wheel is missing
     import numba
@@ -100,7 +100,7 @@ def backend_for(device: torch.device) -> str:
     if forced:
         return forced
     if device.type == "cuda":
-        from . import neuron_triton
+        from dsqn.kernels import neuron_triton
 
         return "triton" if neuron_triton.available() else "torch"
     return "numba" if HAVE_NUMBA else "torch"
@@ -383,7 +383,7 @@ def forward(z: torch.Tensor, const: bool, t_on: int, t_off: int, n_steps: int, p
     if backend == "numba":
         return forward_numba(z, const, t_on, t_off, n_steps, p, resets, record_u, delay)
     if backend == "triton":
-        from . import neuron_triton
+        from dsqn.kernels import neuron_triton
 
         return neuron_triton.forward(z, const, t_on, t_off, n_steps, p, resets, record_u, delay)
     return forward_torch(z, const, t_on, t_off, n_steps, p, resets, record_u, delay)
@@ -400,7 +400,7 @@ def backward(grad_s: torch.Tensor | None, grad_v: torch.Tensor | None, v_pre: to
     if backend == "numba":
         return backward_numba(grad_s, grad_v, v_pre, p, bias_from, want_bias, delay, const_from)
     if backend == "triton":
-        from . import neuron_triton
+        from dsqn.kernels import neuron_triton
 
         gz, gb = neuron_triton.backward(grad_s, grad_v, v_pre, p, bias_from, want_bias, delay)
     else:

@@ -4,7 +4,7 @@ The schema lives here, in the core, so every stage reads checkpoints the same wa
 ``dsqn.train``). Keys of format 1:
 
 * ``format`` = "dsqn-checkpoint", ``format_version`` = 1
-* ``config_json`` (the training config), ``spec_json`` (:class:`dsqn.qnet.NetSpec`), ``encoder_json``
+* ``config_json`` (the training config), ``spec_json`` (:class:`dsqn.layers.qnet.NetSpec`), ``encoder_json``
 * ``model`` (the best evaluated weights: what export writes), ``last_model``, ``target_model``, ``optimizer``
 * ``replay`` (the vector replay memory; for Atari the record -- file, token, env_id, preset -- of the frame store
   written beside it as ``replay-<step>-<token>.npz``), ``step``, ``episode``, ``best_eval``, ``evals_json``, ``final_eval_json``
@@ -26,8 +26,8 @@ import torch
 
 from dsqn.encoding import Encoder
 from dsqn.errors import UserError
-from dsqn.fileio import check_input_file, temp_path
-from dsqn.qnet import NetSpec, SpikingQNet
+from dsqn.files.fileio import check_input_file, temp_path
+from dsqn.layers.qnet import NetSpec, SpikingQNet
 
 CHECKPOINT_FORMAT = "dsqn-checkpoint"
 CHECKPOINT_VERSION = 1

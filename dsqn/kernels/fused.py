@@ -5,16 +5,16 @@ per layer and a matrix product per synapse costs more than the arithmetic. :clas
 of a feed-forward network over all steps in one numba call:
 
 * the first layer's synaptic input ``z0`` is computed by the caller once per inference (the observation is
-  constant over T; ``dsqn.cuba.exact_product`` keeps graded payloads exact) and enters on steps
+  constant over T; ``dsqn.layers.cuba.exact_product`` keeps graded payloads exact) and enters on steps
   ``t_on <= t < t_off``;
 * every later synapse is dense and event-driven, as on the chip: a spike of neuron i on step t adds column i
   of the integer weight matrix (stored transposed, so the column is contiguous and the addition vectorises)
-  to the next layer's input for step t + 1 (``dsqn.timing.SYNAPSE_DELAY``); the sums are integers below
+  to the next layer's input for step t + 1 (``dsqn.kernels.timing.SYNAPSE_DELAY``); the sums are integers below
   fan_in * 256 < 2**24, exact in float32;
-* the neuron update is :func:`dsqn.neuron.lif_step`, the one CPU copy of the chip's arithmetic, with each
-  layer's resets from ``dsqn.timing``.
+* the neuron update is :func:`dsqn.kernels.neuron.lif_step`, the one CPU copy of the chip's arithmetic, with each
+  layer's resets from ``dsqn.kernels.timing``.
 
-The layer-by-layer path (``dsqn.neuron.forward`` with GEMMs) computes the same integers; tests hold them equal
+The layer-by-layer path (``dsqn.kernels.neuron.forward`` with GEMMs) computes the same integers; tests hold them equal
 and equal to Lava. That path stays for training (it needs the voltages for the surrogate gradient), for conv networks
 and large layers, where a GEMM over all steps beats adding one column per spike (measured on the Nature-DQN
 network at its firing rates: ``benchmarks/emulator_speed.py``), and for recording u and v.
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import neuron as kernel
-from .fixed_point import ACT_SHIFT, WEIGHT_INT_MIN
+from dsqn.kernels import neuron as kernel
+from dsqn.kernels.fixed_point import ACT_SHIFT, WEIGHT_INT_MIN
 
 ACT_SCALE = float(1 << ACT_SHIFT)
 MAX_FAN_IN = (1 << 24) // -WEIGHT_INT_MIN - 1
@@ -108,12 +108,12 @@ class FusedResult:
 
 class FusedNet:
     """A feed-forward network of dense synapses for :meth:`run`: per layer its neurons' integer parameters
-    (keep_u, keep_v, bias and vth in state units, ``dsqn.neuron.KernelParams`` order), and the integer weights
+    (keep_u, keep_v, bias and vth in state units, ``dsqn.kernels.neuron.KernelParams`` order), and the integer weights
     (out, in) of the synapses between consecutive layers."""
 
     def __init__(self, neurons: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], weights: list[np.ndarray]) -> None:
         if not kernel.HAVE_NUMBA:  # pragma: no cover
-            raise RuntimeError("dsqn.fused needs numba")
+            raise RuntimeError("dsqn.kernels.fused needs numba")
         if len(weights) != len(neurons) - 1:
             raise ValueError(f"{len(neurons)} layers need {len(neurons) - 1} synapses, got {len(weights)}")
         sizes = [len(n[0]) for n in neurons]
@@ -133,7 +133,7 @@ class FusedNet:
         # below fan_in * 256 < 2**24, so exact, and twice as many adds per vector instruction as float64.
         for i, w in enumerate(weights):
             if w.shape[1] * -WEIGHT_INT_MIN >= 1 << 24:
-                raise ValueError(f"synapse {i + 1} has {w.shape[1]} inputs; dsqn.fused sums exactly up to {MAX_FAN_IN}")
+                raise ValueError(f"synapse {i + 1} has {w.shape[1]} inputs; dsqn.kernels.fused sums exactly up to {MAX_FAN_IN}")
         self.w_t = np.concatenate([np.asarray(w, dtype=np.float32).T.ravel() for w in weights] or [np.zeros(0, np.float32)])
 
     def run(self, z0: np.ndarray, n_steps: int, t_on: int, t_off: int, resets: np.ndarray) -> FusedResult:

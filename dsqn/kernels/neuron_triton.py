@@ -1,4 +1,4 @@
-"""The CUBA-LIF kernels of :mod:`dsqn.neuron` for CUDA, in Triton (which ships with torch's CUDA builds).
+"""The CUBA-LIF kernels of :mod:`dsqn.kernels.neuron` for CUDA, in Triton (which ships with torch's CUDA builds).
 
 Same arithmetic, same argument conventions: one program handles a block of (batch, neuron) rows and walks the
 T steps in order with the state in int64 registers, so the result is the torch reference's and Lava's, bit for

@@ -1,16 +1,16 @@
-"""The deep spiking Q-network: CUBA-LIF dense/conv blocks (``dsqn.cuba``) and a non-spiking readout.
+"""The deep spiking Q-network: CUBA-LIF dense/conv blocks (``dsqn.layers.cuba``) and a non-spiking readout.
 
 What training computes is what Loihi computes, bit for bit (tests compare it with the emulator and Lava):
 
 * weights pass through slayer's ``quantize_8bit`` in every forward pass (even integers / 64);
-* every synapse delays by one step (``dsqn.timing``): each block's output is shifted by one step and the
+* every synapse delays by one step (``dsqn.kernels.timing``): each block's output is shifted by one step and the
   observation reaches the first layer from step 1 on;
 * the input is the integer graded-spike payload of :class:`dsqn.encoding.Encoder`, constant over the T steps, so
   the first layer's synaptic input is computed once per inference; its threshold is scaled by ``encoder.unit``
   instead of scaling the payload, so nothing is rounded;
 * the readout is a non-spiking neuron (current decay 1, voltage decay 0) whose voltage after step T-1 is
-  decoded by :class:`dsqn.readout.Readout`: ``Q = q_scale * (W @ mean_t spikes + b)``;
-* every layer is reset where netx resets it (``dsqn.timing.reset_mask``), so the readout's bias enters from
+  decoded by :class:`dsqn.layers.readout.Readout`: ``Q = q_scale * (W @ mean_t spikes + b)``;
+* every layer is reset where netx resets it (``dsqn.kernels.timing.reset_mask``), so the readout's bias enters from
   its reset at step L on, as on the chip.
 """
 
@@ -22,9 +22,9 @@ from dataclasses import replace as dataclasses_replace
 import numpy as np
 import torch
 
-from . import cuba, fused, timing
-from . import neuron as kernel
-from .fixed_point import (
+from dsqn.kernels import fused, timing
+from dsqn.kernels import neuron as kernel
+from dsqn.kernels.fixed_point import (
     BIAS_MANT_MAX,
     BIAS_MANT_MIN,
     WEIGHT_SCALE,
@@ -34,7 +34,8 @@ from .fixed_point import (
     group_neurons,
     quantize_threshold,
 )
-from .readout import Readout
+from dsqn.layers import cuba
+from dsqn.layers.readout import Readout
 
 ARCH_VERSION = 1
 
@@ -63,7 +64,7 @@ class NetSpec:
     scale_grad: float = 1.0
     arch_version: int = ARCH_VERSION
     readout_kind: str = "q"
-    """'q' (a DSQN) or 'action' (a spiking actor: dsqn.readout)."""
+    """'q' (a DSQN) or 'action' (a spiking actor: dsqn.layers.readout)."""
     action_low: list[float] = field(default_factory=list)
     """'action' only: the environment's action bounds."""
     action_high: list[float] = field(default_factory=list)
@@ -191,7 +192,7 @@ class Activity:
     """The activity of each inference of a batch as :mod:`dsqn.hw_sim.counters` counts it on the emulator and
     Lava, per netx layer (the hidden layers, then the readout): layer i's input events (the first layer's: every
     non-zero payload value on each of the T steps; a later layer's: the previous hidden layer's spikes in its
-    window, :func:`dsqn.timing.window`) and synaptic operations (each event times the fan-out of its source neuron,
+    window, :func:`dsqn.kernels.timing.window`) and synaptic operations (each event times the fan-out of its source neuron,
     :meth:`SpikingQNet.fanouts`); and each hidden layer's output spikes in its window. Every tensor is (B,)
     float64 with integer values; ``synops[i > 0]`` and ``spikes`` are sums of the forward pass's spike tensors,
     so they carry its surrogate gradient (the first layer's synops are a constant of the payload)."""
@@ -295,7 +296,7 @@ class SpikingQNet(torch.nn.Module):
         return gains
 
     def _fused_net(self) -> tuple[fused.FusedNet, np.ndarray, np.ndarray] | None:
-        """The network as one compiled call (dsqn.fused) for acting on the CPU where it applies (dense layers of
+        """The network as one compiled call (dsqn.kernels.fused) for acting on the CPU where it applies (dense layers of
         moderate size): the FusedNet, its resets and the first layer's weight integers (float64). Rebuilt when
         the optimizer has changed the weights (cheap at these sizes)."""
         if self._fused_ok is None:
@@ -383,7 +384,7 @@ class SpikingQNet(torch.nn.Module):
         """payload: (B, *input_shape) integer payloads (as float). Returns Q (B, A); with ``return_spikes`` also
         each layer's delayed spike train (B, *shape, T) and the readout voltage (B, A, T) in state units.
         Without autograd on the CPU (acting, evaluation, the target network) small dense networks run as one
-        compiled call (:mod:`dsqn.fused`), which returns the same numbers."""
+        compiled call (:mod:`dsqn.kernels.fused`), which returns the same numbers."""
         T = self.spec.timesteps
         if not return_spikes and not torch.is_grad_enabled() and payload.device.type == "cpu" and self.fused_enabled:
             net = self._fused_net()
@@ -398,7 +399,7 @@ class SpikingQNet(torch.nn.Module):
     def forward_activity(self, payload: torch.Tensor, rows: int | None = None) -> tuple[torch.Tensor, list[torch.Tensor], Activity]:
         """``forward(payload, return_spikes=True)``'s Q and spike trains, and the :class:`Activity` of the first
         ``rows`` payloads (all: None), from one pass of the hidden layers over T + L steps (every layer's whole
-        window; the chip's pipelined inference, :mod:`dsqn.timing`). Q, the spikes returned and their gradients are
+        window; the chip's pipelined inference, :mod:`dsqn.kernels.timing`). Q, the spikes returned and their gradients are
         forward's (its T steps are the first T of this causal pass); the activity's synops and spikes carry the
         surrogate gradient of the same spike tensors."""
         T, L = self.spec.timesteps, self.spec.n_layers

@@ -1,6 +1,6 @@
 """What the last layer's voltage means, and the one function that turns it into the policy's output.
 
-The readout is a non-spiking CUBA layer (``dsqn.fixed_point.readout_neuron``) whose voltage ``v`` (Loihi state
+The readout is a non-spiking CUBA layer (``dsqn.kernels.fixed_point.readout_neuron``) whose voltage ``v`` (Loihi state
 units, 24-bit) is read after the last step of an inference. ``decode`` gives ``y = scale * v / (T * 4096)``,
 i.e. ``scale * (W @ mean_t(spikes) + b)`` in float units, and is the only place that formula lives: training,
 export, deployment and the report all call it. Two kinds:
@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .fixed_point import STATE_SCALE
+from dsqn.kernels.fixed_point import STATE_SCALE
 
 READOUT_KINDS = ("q", "action")
 

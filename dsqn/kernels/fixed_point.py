@@ -1,6 +1,6 @@
 """Loihi's fixed-point neuron: every constant, every conversion between float and chip integers, once.
 
-Training (``dsqn.cuba``), export, the emulator (``dsqn.hw_sim``) and the Lava backend all take their Loihi
+Training (``dsqn.layers.cuba``), export, the emulator (``dsqn.hw_sim``) and the Lava backend all take their Loihi
 numbers from here. Sources: lava-dl ``slayer/neuron/cuba.py`` and ``slayer/neuron/base.py`` (``w_scale``,
 ``s_scale``, ``p_scale``, ``quantize_8bit``), lava-nc ``lava/proc/lif/models.py`` (``AbstractPyLifModelFixed``:
 24-bit u/v, 12-bit decays, ``vth_shift``/``act_shift`` 6, ``ds_offset`` 1) and ``lava/lib/dl/netx/hdf5.py``
@@ -91,7 +91,7 @@ class LoihiNeuron:
                 first = int(np.asarray(val)[bad].reshape(-1)[0]) if np.ndim(val) else int(val)
                 raise ValueError(f"{where}: {name} {first} outside the Loihi range {lo}..{hi}")
 
-    # --- what the neuron update computes with (state units; see dsqn.neuron) ---------------------------
+    # --- what the neuron update computes with (state units; see dsqn.kernels.neuron) ---------------------------
     @property
     def keep_u(self) -> np.ndarray:
         """Multiplier of the current per step, over 4096."""
