@@ -37,7 +37,7 @@ with contextlib.redirect_stdout(io.StringIO()):
     from dsqn.deploy.lava_backend import LavaNetwork
     from dsqn.encoding import Encoder
     from dsqn.export.exporter import export_model, network_meta
-    from dsqn.files.netfile import read_netfile
+    from dsqn.files.netfile_read import read_netfile
     from dsqn.hw_sim.emulator import Emulator
     from dsqn.kernels import neuron as kernel
     from dsqn.layers.cuba import exact_operands

@@ -23,7 +23,7 @@ import numpy as np
 with contextlib.redirect_stdout(io.StringIO()):
     from dsqn.deploy.closed_loop import ActionComparison, make_policy, run_episodes
     from dsqn.files.checkpoint import load_checkpoint, model_from_checkpoint
-    from dsqn.files.netfile import read_netfile
+    from dsqn.files.netfile_read import read_netfile
 
 
 def main() -> None:

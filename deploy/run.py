@@ -69,7 +69,7 @@ def check_options(opt: DeployOptions) -> tuple[Path, Path, list[Path]]:
 
 def read_deployable(path: Path):  # type: ignore[no-untyped-def]
     """The NetX file, read in a forked process first (a damaged file from a stranger may crash libhdf5 itself)."""
-    from dsqn.files.netfile import read_netfile
+    from dsqn.files.netfile_read import read_netfile
 
     try:
         return read_netfile(path, crash_safe=True)

@@ -12,7 +12,8 @@ import torch
 from dsqn.encoding import Encoder
 from dsqn.errors import UserError
 from dsqn.extras import lava_available
-from dsqn.files.netfile import read_netfile, write_netfile
+from dsqn.files.netfile import write_netfile
+from dsqn.files.netfile_read import read_netfile
 from dsqn.kernels import timing
 from dsqn.kernels.fixed_point import WEIGHT_INT_MAX, WEIGHT_INT_MIN, WEIGHT_SCALE
 from dsqn.layers.cuba import Conv, Flatten, quantize_8bit

@@ -95,7 +95,7 @@ class RunResult:
 
 
 class Emulator:
-    """Runs a netx network (as read by :func:`dsqn.files.netfile.read_netfile`) in Loihi fixed point."""
+    """Runs a netx network (as read by :func:`dsqn.files.netfile_read.read_netfile`) in Loihi fixed point."""
 
     def __init__(self, net: NetFile) -> None:
         self.net = net

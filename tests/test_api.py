@@ -12,7 +12,7 @@ from support import REPO
 import dsqn
 from dsqn.deploy.closed_loop import make_policy, run_episodes
 from dsqn.errors import UserError
-from dsqn.files.netfile import read_netfile
+from dsqn.files.netfile_read import read_netfile
 
 CARTPOLE_NET = REPO / "results" / "CartPole-v1__seed1" / "model.net"
 STEPS = 200

@@ -16,7 +16,7 @@ import torch
 from dsqn.deploy.closed_loop import make_policy, run_episodes
 from dsqn.envs import human_normalized
 from dsqn.files.checkpoint import load_checkpoint, model_from_checkpoint
-from dsqn.files.netfile import read_netfile
+from dsqn.files.netfile_read import read_netfile
 from dsqn.train.config import make_config
 
 BIN = Path(sys.executable).parent

@@ -296,7 +296,7 @@ def test_the_comparison_counts_the_steps_where_the_actions_differ(trained: Path,
     argmax wherever Q is not tied) disagrees with the deployed network, and the first such step is recorded."""
     from dsqn.deploy.closed_loop import ActionComparison, make_policy, run_episodes
     from dsqn.files.checkpoint import load_checkpoint, model_from_checkpoint
-    from dsqn.files.netfile import read_netfile
+    from dsqn.files.netfile_read import read_netfile
 
     # exported here: test_resume_continues_a_run continues `trained` in place, after the module's `exported`
     r = run(["dsqn-export", str(trained), "-o", str(tmp_path / "model.net")], tmp_path)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from conftest import export, make_net
 
-from dsqn.files.netfile import read_netfile
+from dsqn.files.netfile_read import read_netfile
 from dsqn.hw_sim.emulator import Emulator
 from dsqn.kernels import neuron as kernel
 from dsqn.kernels import timing

@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import export, make_net
 
-from dsqn.files.netfile import read_netfile
+from dsqn.files.netfile_read import read_netfile
 from dsqn.hw_sim.emulator import Emulator
 
 CONV_LAYERS = [{"type": "conv", "out": 4, "kernel": 3, "stride": 2}, {"type": "conv", "out": 6, "kernel": 3, "stride": 1},

@@ -6,7 +6,7 @@ import torch
 from conftest import export, make_net
 
 from dsqn.deploy.lava_backend import LavaNetwork
-from dsqn.files.netfile import read_netfile
+from dsqn.files.netfile_read import read_netfile
 from dsqn.hw_sim.emulator import Emulator
 
 pytestmark = pytest.mark.lava
@@ -87,7 +87,7 @@ def test_lava_starts_after_numba_parallel_kernels_ran(tmp_path):
         assert multiprocessing.get_start_method(allow_none=True) is not None  # what broke Lava's import
         from dsqn.deploy.lava_backend import LavaNetwork
         from dsqn.hw_sim.emulator import Emulator
-        from dsqn.files.netfile import read_netfile
+        from dsqn.files.netfile_read import read_netfile
         net = read_netfile({str(path)!r})
         payload = np.arange(8) * 3
         with LavaNetwork.from_netfile(net) as ln:

@@ -19,7 +19,7 @@ from dsqn.deploy import lava_runtime
 from dsqn.deploy.closed_loop import make_policy, run_episodes
 from dsqn.deploy.lava_backend import LavaNetwork
 from dsqn.deploy.lava_grouped import GroupedLavaNetwork, synapse_params
-from dsqn.files.netfile import read_netfile
+from dsqn.files.netfile_read import read_netfile
 from dsqn.hw_sim.emulator import Emulator
 from dsqn.layers.qnet import NetSpec, SpikingQNet
 

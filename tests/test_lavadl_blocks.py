@@ -12,7 +12,7 @@ from conftest import export, make_net
 
 from dsqn.deploy.lava_backend import LavaNetwork
 from dsqn.extras import import_lava_dl
-from dsqn.files.netfile import read_netfile
+from dsqn.files.netfile_read import read_netfile
 from dsqn.hw_sim.emulator import Emulator
 from dsqn.kernels import timing
 from dsqn.layers import cuba

@@ -8,7 +8,7 @@ import torch
 
 from dsqn.deploy.lava_backend import LavaNetwork
 from dsqn.extras import import_lava_dl
-from dsqn.files.netfile import read_netfile
+from dsqn.files.netfile_read import read_netfile
 from dsqn.hw_sim.emulator import Emulator
 
 pytest.importorskip("lava.lib.dl.slayer", reason="needs the lava extra (lava-nc, lava-dl; Python 3.10)")

@@ -24,7 +24,7 @@ from conftest import make_net
 
 from dsqn.encoding import Encoder
 from dsqn.export.exporter import export_model, network_meta
-from dsqn.files.netfile import read_netfile
+from dsqn.files.netfile_read import read_netfile
 from dsqn.kernels.fixed_point import DECAY_SCALE, READOUT_VTH_MANT, STATE_SCALE, WEIGHT_SCALE
 
 nir = pytest.importorskip("nir")  # a core dependency: present in both lanes

@@ -23,7 +23,7 @@ import torch
 from dsqn.deploy.cli import main as deploy_main
 from dsqn.export.cli import main as export_main
 from dsqn.files import fileio
-from dsqn.files.netfile import read_netfile
+from dsqn.files.netfile_read import read_netfile
 from dsqn.report.cli import main as report_main
 from dsqn.train import runner
 from dsqn.train.cli import main as train_main

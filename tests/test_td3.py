@@ -17,7 +17,7 @@ from dsqn.deploy.closed_loop import make_policy, run_episodes
 from dsqn.encoding import Encoder
 from dsqn.export.cli import main as export_main
 from dsqn.files.checkpoint import load_checkpoint, model_from_checkpoint
-from dsqn.files.netfile import read_netfile
+from dsqn.files.netfile_read import read_netfile
 from dsqn.layers.readout import Readout
 from dsqn.train.cli import main as train_main
 from dsqn.train.runner import evaluate
