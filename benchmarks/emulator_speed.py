@@ -7,7 +7,7 @@ grows with T and with network width. Both run the file exported from the same ra
 Closed loop (Pong, T = --T): env steps/s as ``dsqn-deploy --backend emu`` plays them, the steady-state rate (env
 creation and reset left out), where the time of a step goes (``--breakdown``), and the **compute bound**: the
 float32 convolutions and GEMMs of one inference alone -- the very calls the emulator makes (``F.conv2d`` /
-``F.linear`` on the same shapes, weights and spike trains; the first layer's payload as dsqn.layers.cuba.exact_product
+``F.linear`` on the same shapes, weights and spike trains; the first layer's payload as dsqn.layers.exact.exact_product
 multiplies it: 8-bit pixels into an 8x8x4 conv stay below 2**24 in float32, so one call), timed after every step of
 a second closed-loop run (outside the step's own time), so that load on a shared machine hits steps and bound alike.
 The bound in env steps/s is 1 / (GEMM time per inference): no emulator doing these exact float32 products steps
@@ -40,7 +40,7 @@ with contextlib.redirect_stdout(io.StringIO()):
     from dsqn.files.netfile_read import read_netfile
     from dsqn.hw_sim.emulator import Emulator
     from dsqn.kernels import neuron as kernel
-    from dsqn.layers.cuba import exact_operands
+    from dsqn.layers.exact import exact_operands
     from dsqn.layers.qnet import NetSpec, SpikingQNet
 
 NATURE = [{"type": "conv", "out": 32, "kernel": 8, "stride": 4}, {"type": "conv", "out": 64, "kernel": 4, "stride": 2},
@@ -79,7 +79,7 @@ def emu_ms_per_step(path: Path, T: int, batch: int, repeats: int = 3) -> tuple[f
 
 def gemm_set(emu: Emulator, payload: np.ndarray, windows: list[np.ndarray]) -> tuple[list, list[int]]:
     """The float32 conv/linear calls one emulator inference makes (Emulator.synaptic_input through
-    dsqn.layers.cuba.exact_product), as closures on that inference's inputs, and their multiply-accumulates.
+    dsqn.layers.exact.exact_product), as closures on that inference's inputs, and their multiply-accumulates.
     payload: (C, H, W) first-layer input; windows[i]: (N_i, T) bool spikes of layer i (EmuPolicy's counters see them)."""
     calls, macs = [], []
     for i, layer in enumerate(emu.layers):

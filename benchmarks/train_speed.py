@@ -198,7 +198,7 @@ def main() -> None:
     torch.manual_seed(0)
     dev = torch.device(args.device)
     if dev.type == "cuda":
-        from dsqn.layers.cuba import exact_matmul_settings
+        from dsqn.layers.exact import exact_matmul_settings
 
         exact_matmul_settings()
         SYNC["fn"] = torch.cuda.synchronize

@@ -4,7 +4,7 @@ Every encoder maps an observation to integer *payloads* of graded spikes, presen
 layer at every timestep of an inference. The training model feeds the same integers to its blocks, and
 the first layer's threshold is scaled by ``2**frac_bits`` so that one payload unit is 1/2**frac_bits
 of an observation unit. This keeps the integer path exact: Lava computes ``W @ payload`` with no
-rounding, and neither does the training model (dsqn.layers.cuba.exact_product).
+rounding, and neither does the training model (dsqn.layers.exact.exact_product).
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ from dsqn.files.netfile import write_netfile
 from dsqn.files.netfile_read import read_netfile
 from dsqn.kernels import timing
 from dsqn.kernels.fixed_point import WEIGHT_INT_MAX, WEIGHT_INT_MIN, WEIGHT_SCALE
-from dsqn.layers.cuba import Conv, Flatten, quantize_8bit
+from dsqn.layers.cuba import Conv, Flatten
+from dsqn.layers.exact import quantize_8bit
 from dsqn.layers.qnet import NetSpec, SpikingQNet
 from dsqn.version import __version__
 

@@ -13,7 +13,7 @@ Because the networks are feed-forward and resets touch only neuron state, a laye
 for all steps is one matrix product of its weights with the previous layer's whole spike train; only
 the neuron update runs step by step -- in :mod:`dsqn.kernels.neuron`, the same integer kernel the training blocks use
 (one implementation of the chip's arithmetic), with the reset phases of :mod:`dsqn.kernels.timing`. Synaptic sums are exact
-(``dsqn.layers.cuba.exact_product``: float32 below 2**24, graded payloads split into exact halves). The batch dimension
+(``dsqn.layers.exact.exact_product``: float32 below 2**24, graded payloads split into exact halves). The batch dimension
 holds independent inferences.
 """
 
@@ -29,7 +29,7 @@ from dsqn.files.netfile import Layer, NetFile
 from dsqn.kernels import fused, timing
 from dsqn.kernels import neuron as kernel
 from dsqn.kernels.fixed_point import WEIGHT_SCALE
-from dsqn.layers.cuba import exact_product
+from dsqn.layers.exact import exact_product
 
 
 def conv_fanout(layer: Layer) -> np.ndarray:
@@ -100,7 +100,7 @@ class Emulator:
     def __init__(self, net: NetFile) -> None:
         self.net = net
         self.layers = net.layers
-        # 8-bit integer weights are exact in float32; products are made exact by dsqn.layers.cuba.exact_product
+        # 8-bit integer weights are exact in float32; products are made exact by dsqn.layers.exact.exact_product
         self._w32 = [torch.from_numpy(layer.weight.astype(np.float32)) for layer in self.layers]
         # the same weights / WEIGHT_SCALE (a power of two: every product and partial sum is the integer one scaled
         # exactly), so that synaptic sums come out in weight units without a division pass over them
@@ -125,7 +125,7 @@ class Emulator:
 
     def synaptic_input(self, i: int, x: torch.Tensor, binary: bool, scaled: bool = False) -> torch.Tensor:
         """x: (B, S, n_in) spikes (0/1) or graded payloads of layer i's source -> (B, S, n_out) exact integer
-        sums of the integer weights (dsqn.layers.cuba.exact_product: float32 where exact, split or float64 where not);
+        sums of the integer weights (dsqn.layers.exact.exact_product: float32 where exact, split or float64 where not);
         with ``scaled`` the same sums / WEIGHT_SCALE, bit for bit (what the neuron kernel takes)."""
         layer = self.layers[i]
         b, s = x.shape[0], x.shape[1]

@@ -24,7 +24,8 @@ from dsqn.kernels.fixed_point import (
     NeuronParams,
     weight_to_int,
 )
-from dsqn.layers.cuba import Dense, quantize_8bit
+from dsqn.layers.cuba import Dense
+from dsqn.layers.exact import quantize_8bit
 from dsqn.layers.qnet import NetSpec, SpikingQNet
 
 
@@ -312,7 +313,7 @@ def test_triton_kernel_equals_torch_reference_on_cuda(scale, const):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_training_forward_on_cuda_equals_cpu():
     """The same network on the GPU (Triton, TF32 off) gives the CPU's Q-values and gradients' signs."""
-    from dsqn.layers.cuba import exact_matmul_settings
+    from dsqn.layers.exact import exact_matmul_settings
 
     exact_matmul_settings()
     model = make_net(seed=1, input_shape=(4, 12, 12), layers=CONV, n_actions=4, timesteps=10, weight_gain=2.0,
@@ -330,7 +331,7 @@ def test_format_1_files_still_load(tmp_path):
     """Files exported before format 2 (T also as reset_interval, readout.q_scale/divisor, readout vThMant 2**17)."""
     import json
 
-    from dsqn.files.netfile import ATTR_META, ATTR_VERSION
+    from dsqn.files.format import ATTR_META, ATTR_VERSION
 
     path = export(make_net(seed=8), tmp_path / "old.net")
     with h5py.File(path, "r+") as f:
@@ -365,9 +366,9 @@ def test_triton_kernels_in_the_interpreter_equal_the_torch_reference():
 
 @pytest.mark.parametrize("regime", ["binary", "pixels", "wide"])
 def test_exact_product_equals_the_float64_product_past_float32s_exact_range(regime):
-    """cuba.exact_product: spikes in one float32 product; 8-bit pixels whose sums pass 2**24 as two float32
+    """exact.exact_product: spikes in one float32 product; 8-bit pixels whose sums pass 2**24 as two float32
     products of their 4-bit halves; wider payloads in float64 -- each equal to the exact (float64) result."""
-    from dsqn.layers.cuba import exact_operands, exact_product
+    from dsqn.layers.exact import exact_operands, exact_product
 
     g = torch.Generator().manual_seed(0)
     w = torch.randint(-256, 255, (8, 8, 8, 8), generator=g).float()  # fan-in 512, weight integers at their extremes

@@ -19,7 +19,7 @@ import torch
 
 from dsqn.deploy.cli import main as deploy_main
 from dsqn.export.cli import main as export_main
-from dsqn.files.netfile import ATTR_META
+from dsqn.files.format import ATTR_META
 from dsqn.train.cli import main as train_main
 
 TINY = ["--env-id", "CartPole-v1", "--total-steps", "300", "--learning-starts", "100", "--eval-every", "100",

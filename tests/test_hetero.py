@@ -16,7 +16,7 @@ from dsqn.deploy.cli import main as deploy_main
 from dsqn.errors import UserError
 from dsqn.export.cli import main as export_main
 from dsqn.files.checkpoint import load_checkpoint, model_from_checkpoint
-from dsqn.files.netfile import GROUPED_NEURON_TYPE
+from dsqn.files.format import GROUPED_NEURON_TYPE
 from dsqn.files.netfile_read import read_netfile
 from dsqn.hw_sim.emulator import Emulator
 from dsqn.kernels.fixed_point import LoihiNeuron, NeuronParams, draw_neurons, group_neurons

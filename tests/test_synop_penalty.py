@@ -20,7 +20,7 @@ from dsqn.encoding import Encoder
 from dsqn.envs import FINAL_EVAL_SEED, make_env
 from dsqn.export.cli import main as export_main
 from dsqn.files.checkpoint import load_checkpoint
-from dsqn.files.netfile import ATTR_META
+from dsqn.files.format import ATTR_META
 from dsqn.files.netfile_read import read_netfile
 from dsqn.hw_sim.counters import Counter, ann_macs, synapse_counts
 from dsqn.hw_sim.emulator import Emulator

@@ -41,7 +41,7 @@ from dsqn.envs import (
 from dsqn.errors import UserError
 from dsqn.files.checkpoint import file_sha256
 from dsqn.files.fileio import atomic_write_text, remove_stale_temp_files
-from dsqn.layers.cuba import exact_matmul_settings
+from dsqn.layers.exact import exact_matmul_settings
 
 from .activity import ActivityMeter
 from .config import TrainConfig, config_json, config_warnings

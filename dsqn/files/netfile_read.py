@@ -11,7 +11,7 @@ import numpy as np
 from dsqn.encoding import Encoder
 from dsqn.errors import UserError
 from dsqn.files.fileio import check_input_file
-from dsqn.files.netfile import (
+from dsqn.files.format import (
     ATTR_META,
     ATTR_VERSION,
     GROUPED_NEURON_TYPE,
@@ -20,10 +20,8 @@ from dsqn.files.netfile import (
     READ_VERSIONS,
     REQUIRED_META,
     SUPPORTED_LAYERS,
-    Layer,
-    NetFile,
-    check_read_in_child,
 )
+from dsqn.files.netfile import Layer, NetFile, check_read_in_child
 from dsqn.kernels.fixed_point import (
     BIAS_MANT_MAX,
     BIAS_MANT_MIN,

@@ -5,7 +5,7 @@ per layer and a matrix product per synapse costs more than the arithmetic. :clas
 of a feed-forward network over all steps in one numba call:
 
 * the first layer's synaptic input ``z0`` is computed by the caller once per inference (the observation is
-  constant over T; ``dsqn.layers.cuba.exact_product`` keeps graded payloads exact) and enters on steps
+  constant over T; ``dsqn.layers.exact.exact_product`` keeps graded payloads exact) and enters on steps
   ``t_on <= t < t_off``;
 * every later synapse is dense and event-driven, as on the chip: a spike of neuron i on step t adds column i
   of the integer weight matrix (stored transposed, so the column is contiguous and the addition vectorises)

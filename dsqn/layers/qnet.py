@@ -240,7 +240,7 @@ class SpikingQNet(torch.nn.Module):
             groups = spec.layer_groups(i)
             if groups is not None:
                 block.neuron.set_groups(*groups)
-        self.readout = cuba.Readout(shape[0], spec.n_actions, weight_scale=1)
+        self.readout = cuba.ReadoutLayer(shape[0], spec.n_actions, weight_scale=1)
         # Readout bias in weight units per step; quantized to bias_mant / 64 on Loihi's grid.
         self.readout_bias = torch.nn.Parameter(torch.zeros(spec.n_actions))
         self.fused_enabled = True  # False: always the layer-by-layer forward (tests compare the two)
