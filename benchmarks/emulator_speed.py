@@ -41,7 +41,8 @@ with contextlib.redirect_stdout(io.StringIO()):
     from dsqn.hw_sim.emulator import Emulator
     from dsqn.kernels import neuron as kernel
     from dsqn.layers.exact import exact_operands
-    from dsqn.layers.qnet import NetSpec, SpikingQNet
+    from dsqn.layers.qnet import SpikingQNet
+    from dsqn.layers.spec import NetSpec
 
 NATURE = [{"type": "conv", "out": 32, "kernel": 8, "stride": 4}, {"type": "conv", "out": 64, "kernel": 4, "stride": 2},
           {"type": "conv", "out": 64, "kernel": 3, "stride": 1}, {"type": "dense", "out": 512}]

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from dsqn.extras import import_lava_dl
-from dsqn.layers.qnet import NetSpec, conv_out
+from dsqn.layers.spec import NetSpec, conv_out
 
 slayer = import_lava_dl("slayer")
 

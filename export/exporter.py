@@ -18,7 +18,8 @@ from dsqn.kernels import timing
 from dsqn.kernels.fixed_point import WEIGHT_INT_MAX, WEIGHT_INT_MIN, WEIGHT_SCALE
 from dsqn.layers.cuba import Conv, Flatten
 from dsqn.layers.exact import quantize_8bit
-from dsqn.layers.qnet import NetSpec, SpikingQNet
+from dsqn.layers.qnet import SpikingQNet
+from dsqn.layers.spec import NetSpec
 from dsqn.version import __version__
 
 

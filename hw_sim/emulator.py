@@ -30,19 +30,12 @@ from dsqn.kernels import fused, timing
 from dsqn.kernels import neuron as kernel
 from dsqn.kernels.fixed_point import WEIGHT_SCALE
 from dsqn.layers.exact import exact_product
+from dsqn.layers.spec import conv_fanout as spec_conv_fanout
 
 
 def conv_fanout(layer: Layer) -> np.ndarray:
     """Number of synapses leaving each input neuron of a conv layer, exact at borders and strides."""
-    c, h, w = layer.in_shape
-    out_c, _, kh, kw = layer.weight.shape
-    count = np.zeros((h + 2 * layer.padding[0], w + 2 * layer.padding[1]))
-    oh, ow = layer.out_shape[1], layer.out_shape[2]
-    for i in range(kh):
-        for j in range(kw):
-            count[i : i + oh * layer.stride[0] : layer.stride[0], j : j + ow * layer.stride[1] : layer.stride[1]] += 1
-    count = count[layer.padding[0] : layer.padding[0] + h, layer.padding[1] : layer.padding[1] + w]
-    return np.broadcast_to(count * out_c, (c, h, w)).reshape(-1)
+    return spec_conv_fanout(layer.in_shape, layer.weight.shape[0], tuple(layer.weight.shape[2:4]), layer.stride, layer.padding)
 
 
 # numpy integer dtypes that torch computes with as they are; bool and the other unsigned widths become int64

@@ -16,7 +16,8 @@ import torch
 from dsqn.encoding import Encoder
 from dsqn.export.exporter import export_model, network_meta
 from dsqn.extras import lava_available
-from dsqn.layers.qnet import NetSpec, SpikingQNet
+from dsqn.layers.qnet import SpikingQNet
+from dsqn.layers.spec import NetSpec
 
 
 def make_net(

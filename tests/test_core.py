@@ -26,7 +26,8 @@ from dsqn.kernels.fixed_point import (
 )
 from dsqn.layers.cuba import Dense
 from dsqn.layers.exact import quantize_8bit
-from dsqn.layers.qnet import NetSpec, SpikingQNet
+from dsqn.layers.qnet import SpikingQNet
+from dsqn.layers.spec import NetSpec
 
 
 def _params(rng: np.random.Generator, n: int, big: bool) -> kernel.KernelParams:

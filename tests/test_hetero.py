@@ -20,7 +20,8 @@ from dsqn.files.format import GROUPED_NEURON_TYPE
 from dsqn.files.netfile_read import read_netfile
 from dsqn.hw_sim.emulator import Emulator
 from dsqn.kernels.fixed_point import LoihiNeuron, NeuronParams, draw_neurons, group_neurons
-from dsqn.layers.qnet import NetSpec, SpikingQNet
+from dsqn.layers.qnet import SpikingQNet
+from dsqn.layers.spec import NetSpec
 from dsqn.train.cli import main as train_main
 from dsqn.train.runner import evaluate
 

@@ -21,7 +21,8 @@ from dsqn.deploy.lava_backend import LavaNetwork
 from dsqn.deploy.lava_grouped import GroupedLavaNetwork, synapse_params
 from dsqn.files.netfile_read import read_netfile
 from dsqn.hw_sim.emulator import Emulator
-from dsqn.layers.qnet import NetSpec, SpikingQNet
+from dsqn.layers.qnet import SpikingQNet
+from dsqn.layers.spec import NetSpec
 
 pytestmark = pytest.mark.lava
 

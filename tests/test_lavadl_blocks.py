@@ -154,7 +154,8 @@ def test_whole_q_network_forward_and_gradients_equal_the_lava_dl_network():
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from lavadl_qnet import LavaDlQNet
 
-    from dsqn.layers.qnet import NetSpec, SpikingQNet
+    from dsqn.layers.qnet import SpikingQNet
+    from dsqn.layers.spec import NetSpec
 
     spec = NetSpec(input_shape=[2, 9, 9], layers=[{"type": "conv", "out": 4, "kernel": 3, "stride": 2}, {"type": "dense", "out": 12}],
                    n_actions=3, timesteps=8, threshold=0.5, current_decay=0.25, voltage_decay=0.125, input_unit=32,

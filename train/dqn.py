@@ -23,7 +23,8 @@ from dsqn.envs import (
     obs_scale_for,
 )
 from dsqn.errors import UserError
-from dsqn.layers.qnet import NetSpec, SpikingQNet
+from dsqn.layers.qnet import SpikingQNet
+from dsqn.layers.spec import NetSpec
 
 from .activity import ActivityPenalty
 from .config import TrainConfig

@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from dsqn.encoding import Encoder
 from dsqn.envs import check_box_actions, check_box_observations, check_spaces, make_env
 from dsqn.errors import UserError
-from dsqn.layers.qnet import NetSpec, SpikingQNet
+from dsqn.layers.qnet import SpikingQNet
+from dsqn.layers.spec import NetSpec
 
 from .activity import ActivityPenalty
 from .config import TrainConfig

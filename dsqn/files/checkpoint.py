@@ -27,7 +27,8 @@ import torch
 from dsqn.encoding import Encoder
 from dsqn.errors import UserError
 from dsqn.files.fileio import check_input_file, temp_path
-from dsqn.layers.qnet import NetSpec, SpikingQNet
+from dsqn.layers.qnet import SpikingQNet
+from dsqn.layers.spec import NetSpec
 
 CHECKPOINT_FORMAT = "dsqn-checkpoint"
 CHECKPOINT_VERSION = 1
