@@ -29,7 +29,12 @@ def imports(name: str, path: Path, known: dict[str, Path]) -> list[tuple[str, li
     """(imported module, names taken from it) for every import in the file, function-level ones included."""
     is_pkg = path.name == "__init__.py"
     out = []
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING"
+                   for n in ast.walk(block)}  # annotations only: not imported at run time
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             out += [(a.name, []) for a in node.names]
         elif isinstance(node, ast.ImportFrom):

@@ -1,4 +1,4 @@
-"""One surrogate gradient (``dsqn.kernels.neuron.surrogate_reference``, float64) that every backward pass is tested against on
+"""One surrogate gradient (``dsqn.kernels.neuron_torch.surrogate_reference``, float64) that every backward pass is tested against on
 the same inputs: the torch loop and numba here, Triton in its interpreter (tests/triton_interpret_check.py). With one
 step and no voltage gradient the leaky integrators pass the surrogate through unchanged (gz = surrogate x grad_s), so
 what is compared is the surrogate alone. Stated tolerance: the passes compute it in float32, so 1e-6 relative to the
@@ -12,6 +12,7 @@ import torch
 
 from dsqn.kernels import neuron as kernel
 from dsqn.kernels.fixed_point import STATE_SCALE
+from dsqn.kernels.neuron_torch import surrogate_reference
 
 REL_TO_REFERENCE = 1e-6
 REL_BETWEEN_PASSES = 5e-7
@@ -31,7 +32,7 @@ def surrogate_case(seed: int, b: int = 4, n: int = 64) -> tuple[kernel.KernelPar
 
 
 def reference(p: kernel.KernelParams, v_pre: torch.Tensor, grad_s: torch.Tensor) -> torch.Tensor:
-    return kernel.surrogate_reference(v_pre, torch.from_numpy(p.vth), torch.from_numpy(p.tau_rho), p.scale_rho) * grad_s.double()
+    return surrogate_reference(v_pre, torch.from_numpy(p.vth), torch.from_numpy(p.tau_rho), p.scale_rho) * grad_s.double()
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -52,6 +53,6 @@ def test_the_reference_is_slayers_formula():
     """Spot values by hand: at v = th' the peak scale / (2 tau); one tau (in state units) away, that times e^-1."""
     vth, tau = torch.tensor([6400.0], dtype=torch.float64), torch.tensor([0.5], dtype=torch.float64)
     th = 6400.0 + 0.01
-    at = kernel.surrogate_reference(torch.tensor([th], dtype=torch.float64), vth, tau, 0.3)
-    away = kernel.surrogate_reference(torch.tensor([th + 0.5 * STATE_SCALE], dtype=torch.float64), vth, tau, 0.3)
+    at = surrogate_reference(torch.tensor([th], dtype=torch.float64), vth, tau, 0.3)
+    away = surrogate_reference(torch.tensor([th + 0.5 * STATE_SCALE], dtype=torch.float64), vth, tau, 0.3)
     assert float(at) == pytest.approx(0.3, rel=1e-12) and float(away) == pytest.approx(0.3 * np.exp(-1), rel=1e-12)
