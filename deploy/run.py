@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from dsqn.envs import FINAL_EVAL_SEED, score_summary, truncated_episodes
+from dsqn.envs import FINAL_EVAL_SEED
 from dsqn.errors import UserError, stop_on_signals
 from dsqn.files.fileio import atomic_write_text, check_distinct_outputs, check_input_file, check_output_file
+from dsqn.stats import score_summary, truncated_episodes
 from dsqn.version import __version__
 
 REPORT_FORMAT = "dsqn-report"

@@ -182,7 +182,7 @@ def paired_against_first(rows: list[dict], names: list[str], panels: list[dict],
     params and seed (the same setting and seed, another value of the panel params -- e.g. heterogeneous against
     uniform neurons), the mean return difference (this minus the first) with a 95 % bootstrap interval, and how
     many matched runs are higher / lower / equal (and reach the target in each)."""
-    from dsqn.envs import mean_ci95
+    from dsqn.stats import mean_ci95
 
     if len(names) < 3 or len(panels) < 2:
         return

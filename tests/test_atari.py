@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from dsqn.deploy.closed_loop import make_policy, run_episodes
-from dsqn.envs import human_normalized
 from dsqn.files.checkpoint import load_checkpoint, model_from_checkpoint
 from dsqn.files.netfile_read import read_netfile
+from dsqn.stats import human_normalized
 from dsqn.train.config import make_config
 
 BIN = Path(sys.executable).parent
@@ -34,8 +34,9 @@ def test_paper_hyperparameters_are_the_atari_default():
 
 
 def test_data_efficient_preset_and_reference_scores():
-    from dsqn.envs import HUMAN_RANDOM, PAPER_GAMES
+    from dsqn.envs import PAPER_GAMES
     from dsqn.errors import UserError
+    from dsqn.stats import HUMAN_RANDOM
 
     cfg = make_config(env_id="Krull", preset="data-efficient")
     assert (cfg.preset, cfg.snn_steps, cfg.total_timesteps, cfg.learning_starts, cfg.train_freq, cfg.target_update) == \
@@ -255,7 +256,7 @@ def test_ann_nature_dqn_baseline_trains_in_the_same_loop_and_is_not_exported(tmp
 
 
 def test_score_summary_names_the_reference_scores_and_the_interval():
-    from dsqn.envs import mean_ci95, score_summary
+    from dsqn.stats import mean_ci95, score_summary
 
     rets = [1598.0 + 100.0 * k for k in range(10)]  # Krull: random 1598, human 2665.5
     s = score_summary("Krull", rets)

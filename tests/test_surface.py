@@ -120,8 +120,8 @@ def test_a_run_that_cannot_learn_warns_first_and_in_config_json(tmp_path, capsys
 
 def test_an_evaluation_cut_short_is_marked_truncated_and_not_human_normalised(tmp_path, capsys):
     pytest.importorskip("ale_py")
-    from dsqn.envs import score_summary, truncated_episodes
     from dsqn.files.checkpoint import load_checkpoint
+    from dsqn.stats import score_summary, truncated_episodes
 
     assert truncated_episodes("Pong", 3, 100) == 3 and truncated_episodes("Pong", 3, 4500) == 0
     assert truncated_episodes("CartPole-v1", 2, 20) == 2

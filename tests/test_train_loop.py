@@ -7,7 +7,8 @@ import torch
 from dsqn.envs import make_env
 from dsqn.errors import UserError
 from dsqn.train.config import make_config
-from dsqn.train.dqn import build, greedy_action, update_target
+from dsqn.train.dqn import build, greedy_action
+from dsqn.train.networks import update_target
 from dsqn.train.runner import evaluate
 
 

@@ -14,32 +14,20 @@ import torch
 import torch.nn.functional as F
 
 from dsqn.encoding import Encoder
-from dsqn.envs import (
-    atari_game,
-    check_box_observations,
-    check_discrete_actions,
-    check_spaces,
-    make_env,
-    obs_scale_for,
-)
+from dsqn.envs import atari_game, check_box_observations, check_discrete_actions, check_spaces, make_env
 from dsqn.errors import UserError
 from dsqn.layers.qnet import SpikingQNet
 from dsqn.layers.spec import NetSpec
 
 from .activity import ActivityPenalty
 from .config import TrainConfig
+from .networks import mlp, network_spec, spike_scalars, update_target, vector_encoder
 from .replay import Batch
 
 NATURE_CONVS = [{"type": "conv", "out": 32, "kernel": 8, "stride": 4}, {"type": "conv", "out": 64, "kernel": 4, "stride": 2},
                 {"type": "conv", "out": 64, "kernel": 3, "stride": 1}]
 
 
-def mlp(sizes: list[int]) -> torch.nn.Sequential:
-    """Linear layers with ReLU between them (none after the last): the ANN baselines' dense stack."""
-    layers: list[torch.nn.Module] = []
-    for a, b in zip(sizes, sizes[1:]):
-        layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
-    return torch.nn.Sequential(*layers[:-1])
 
 
 class AnnQNet(torch.nn.Module):
@@ -90,34 +78,10 @@ def greedy_action(model: SpikingQNet | AnnQNet, payload: np.ndarray) -> int:
     return int(q.argmax(dim=1).item())
 
 
-def update_target(target: torch.nn.Module, model: torch.nn.Module, tau: float) -> None:
-    """target <- tau * model + (1 - tau) * target on the float (pre-quantization) weights; tau 1 copies."""
-    if tau >= 1.0:
-        target.load_state_dict(model.state_dict())
-        return
-    with torch.no_grad():
-        for p_t, p_o in zip(target.parameters(), model.parameters()):
-            p_t.lerp_(p_o, tau)
 
 
-def vector_encoder(cfg: TrainConfig, env) -> Encoder:  # type: ignore[no-untyped-def]
-    """The encoder of a vector observation: --encoding with --obs-scale or the environment's divisors."""
-    scale = tuple(float(v) for v in cfg.obs_scale) or obs_scale_for(cfg.env_id, env)
-    n_obs = int(np.prod(env.observation_space.shape or (0,)))
-    if cfg.obs_scale and len(scale) != n_obs:
-        raise ValueError(f"--obs-scale has {len(scale)} values but {cfg.env_id} observations have {n_obs} components")
-    return Encoder(kind=cfg.encoding, obs_scale=scale, frac_bits=cfg.frac_bits)
 
 
-def network_spec(cfg: TrainConfig, encoder: Encoder, layers: list[dict], n_outputs: int, **readout) -> NetSpec:  # type: ignore[no-untyped-def]
-    """The spiking network's spec from the config (neuron parameters, T, readout scale, heterogeneous neurons --
-    drawn once per run from the seed and stored in the checkpoint's spec); ``readout`` adds an actor's kind and bounds."""
-    return NetSpec(
-        input_shape=encoder.input_shape, layers=layers, n_actions=n_outputs, timesteps=cfg.snn_steps,
-        threshold=cfg.threshold, current_decay=cfg.current_decay, voltage_decay=cfg.voltage_decay,
-        input_unit=encoder.unit, q_scale=cfg.q_scale, tau_grad=cfg.tau_grad, scale_grad=cfg.scale_grad,
-        membrane_jitter=cfg.membrane_jitter, param_groups=cfg.param_groups, **readout,
-    ).with_drawn_neurons(cfg.seed)
 
 
 CALIBRATION_STEPS, CALIBRATION_EVERY = 256, 8  # a random rollout of 256 steps, every 8th observation: 32 of them
@@ -271,12 +235,3 @@ class DQN:
         self.optimizer.load_state_dict(st["optimizer"])
 
 
-def spike_scalars(spikes: list[torch.Tensor], n: int) -> dict[str, float]:
-    """Per hidden layer: the mean spike rate over the batch, and the fraction of neurons with one rate for every
-    state in the batch (they carry no information)."""
-    out = {}
-    for i, s in enumerate(spikes):
-        rates = s[:n].mean(-1).flatten(1)  # (batch, neurons)
-        out[f"spikes/rate_L{i}"] = rates.mean().item()
-        out[f"spikes/constant_frac_L{i}"] = (rates.std(0) == 0).float().mean().item()
-    return out

@@ -11,10 +11,7 @@ import numpy as np
 import torch
 
 from dsqn.encoding import Encoder
-from dsqn.envs import (
-    EpsilonGreedy,
-    make_env,
-)
+from dsqn.envs import EpsilonGreedy, make_env
 from dsqn.layers.qnet import SpikingQNet
 
 

@@ -11,9 +11,7 @@ import shutil
 import time
 from pathlib import Path
 
-from dsqn.envs import (
-    make_env,
-)
+from dsqn.envs import make_env
 from dsqn.errors import UserError
 from dsqn.files.checkpoint import check_resumable, load_checkpoint, save_checkpoint
 from dsqn.files.fileio import atomic_write_text, check_output_dir

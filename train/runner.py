@@ -30,18 +30,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dsqn.envs import (
-    FINAL_EVAL_SEED,
-    atari_game,
-    is_continuous,
-    make_env,
-    score_summary,
-    truncated_episodes,
-)
+from dsqn.envs import FINAL_EVAL_SEED, atari_game, is_continuous, make_env
 from dsqn.errors import UserError
 from dsqn.files.checkpoint import file_sha256
 from dsqn.files.fileio import atomic_write_text, remove_stale_temp_files
 from dsqn.layers.exact import exact_matmul_settings
+from dsqn.stats import score_summary, truncated_episodes
 
 from .activity import ActivityMeter
 from .config import TrainConfig, config_json, config_warnings

@@ -29,7 +29,7 @@ from dsqn.layers.spec import NetSpec
 
 from .activity import ActivityPenalty
 from .config import TrainConfig
-from .dqn import mlp, network_spec, spike_scalars, vector_encoder
+from .networks import mlp, network_spec, spike_scalars, vector_encoder
 from .replay import Batch
 
 
