@@ -27,7 +27,9 @@ import argparse
 import contextlib
 import io
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -218,7 +220,8 @@ def main() -> None:
     runs = [(f"SNN dsqn.layers.cuba (exact, T={spec.timesteps})", snn, snn_t)]
     if not args.no_lavadl:
         try:
-            from lavadl_qnet import LavaDlQNet
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the reference network's one home
+            from support.lavadl_qnet import LavaDlQNet
 
             ref, ref_t = LavaDlQNet(spec), LavaDlQNet(spec)
             ref.load_state_dict(snn.state_dict())

@@ -1,4 +1,4 @@
-"""Shared fixtures: small random spiking Q-networks and their exported files; the lava lane's switch.
+"""The lava lane's switch and shared fixtures (helpers shared by test files live in tests/support/).
 
 Tests marked ``lava`` need the lava extra (lava-nc, lava-dl; Python 3.10). Without it they are skipped -- the
 core lane -- unless DSQN_REQUIRE_LAVA=1 (the lava lane sets it), where a missing lava fails the run instead.
@@ -7,55 +7,11 @@ core lane -- unless DSQN_REQUIRE_LAVA=1 (the lava lane sets it), where a missing
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from dsqn.encoding import Encoder
-from dsqn.export.exporter import export_model, network_meta
 from dsqn.extras import lava_available
-from dsqn.layers.qnet import SpikingQNet
-from dsqn.layers.spec import NetSpec
-
-
-def make_net(
-    seed: int = 0,
-    input_shape: tuple[int, ...] = (8,),
-    layers: list[dict] | None = None,
-    n_actions: int = 3,
-    timesteps: int = 8,
-    threshold: float = 1.0,
-    current_decay: float = 0.25,
-    voltage_decay: float = 0.125,
-    weight_gain: float = 3.0,
-    bias: list[float] | None = None,
-    input_unit: int = 32,
-    q_scale: float = 4.0,
-) -> SpikingQNet:
-    torch.manual_seed(seed)
-    spec = NetSpec(
-        input_shape=list(input_shape), layers=layers or [{"type": "dense", "out": 24}, {"type": "dense", "out": 16}],
-        n_actions=n_actions, timesteps=timesteps, threshold=threshold, current_decay=current_decay,
-        voltage_decay=voltage_decay, input_unit=input_unit, q_scale=q_scale,
-    )
-    model = SpikingQNet(spec)
-    with torch.no_grad():
-        for block in model.blocks:
-            if hasattr(block, "synapse"):
-                block.synapse.weight.data *= weight_gain
-        if bias is not None:
-            model.readout_bias.data[:] = torch.tensor(bias)
-    return model
-
-
-def export(model: SpikingQNet, path: Path, env_id: str = "CartPole-v1", obs_dim: int = 4) -> Path:
-    enc = Encoder(obs_scale=tuple([1.0] * obs_dim))
-    meta = network_meta(model.spec, enc, env_id, "0" * 64, {})
-    export_model(model, enc, path, meta)
-    return path
-
 
 HAVE_LAVA = lava_available()
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import export, make_net
+from support import export, make_net
 
 from dsqn.files.netfile_read import read_netfile
 from dsqn.hw_sim.emulator import Emulator

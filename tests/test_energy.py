@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import export, make_net
+from support import export, make_net
 
 from dsqn.errors import UserError
 from dsqn.files.netfile import Layer

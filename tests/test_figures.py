@@ -3,8 +3,6 @@ numbers, every figure in SVG + PDF + PNG, training curves exactly from metrics.c
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import subprocess
 import sys
@@ -13,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from matplotlib.figure import Figure
+from support import captured_call
 
 from dsqn.errors import UserError
 from dsqn.report import figures as F
@@ -41,13 +40,7 @@ METRICS = """step,kind,value,extra
 
 
 def call(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(argv)
-        except SystemExit as exc:
-            code = exc.code
-    return code, out.getvalue(), err.getvalue()
+    return captured_call(main, argv)[:3]
 
 
 def one_line_error(result: tuple[int, str, str], *needles: str) -> None:

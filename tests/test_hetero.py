@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import call, export
+from support import call, export
 
 from dsqn.deploy.cli import main as deploy_main
 from dsqn.errors import UserError

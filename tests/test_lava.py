@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import export, make_net
+from support import export, make_net
 
 from dsqn.deploy.lava_backend import LavaNetwork
 from dsqn.files.netfile_read import read_netfile

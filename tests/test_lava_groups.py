@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import export, make_net
+from support import export, make_net
 
 from dsqn.deploy import lava_runtime
 from dsqn.deploy.closed_loop import make_policy, run_episodes

@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import export, make_net
+from support import export, make_net
 
 from dsqn.deploy.lava_backend import LavaNetwork
 from dsqn.extras import import_lava_dl
@@ -145,14 +145,10 @@ def test_training_forward_equals_emulator_equals_lava(tmp_path, case):
 
 
 def test_whole_q_network_forward_and_gradients_equal_the_lava_dl_network():
-    """The Q-network built from our blocks and the same network from lava-dl's blocks (benchmarks/lavadl_qnet.py,
+    """The Q-network built from our blocks and the same network from lava-dl's blocks (tests/support/lavadl_qnet.py,
     what dsqn trained with before): same initial weights from a seed, same Q (float64 slayer), gradients of every
     parameter within float tolerance."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from lavadl_qnet import LavaDlQNet
+    from support.lavadl_qnet import LavaDlQNet
 
     from dsqn.layers.qnet import SpikingQNet
     from dsqn.layers.spec import NetSpec

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import export, make_net
+from support import export, make_net
 
 from dsqn.files.netfile_read import read_netfile
 from dsqn.hw_sim.emulator import Emulator

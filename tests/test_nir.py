@@ -9,18 +9,15 @@ emulator's) on >= 99 % of steps.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import io
 import json
 import re
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import make_net
+from support import captured_call, make_net
 
 from dsqn.encoding import Encoder
 from dsqn.export.exporter import export_model, network_meta
@@ -44,14 +41,7 @@ def _write(model, path: Path):  # type: ignore[no-untyped-def]
 
 
 def _call(main, argv: list[str]) -> tuple[int, str, str]:  # type: ignore[no-untyped-def]
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            code = main(argv)
-        except SystemExit as exc:
-            code = exc.code
-    return code, out.getvalue(), err.getvalue()
+    return captured_call(main, argv)[:3]
 
 
 def _one_line(result: tuple[int, str, str], prog: str, *needles: str) -> str:

@@ -8,17 +8,15 @@ line on stderr for a UserError); the subprocess checks of the installed scripts 
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import subprocess
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from support import captured_call as call
 
 from dsqn.deploy.cli import main as deploy_main
 from dsqn.export.cli import main as export_main
@@ -30,18 +28,6 @@ from dsqn.train.cli import main as train_main
 
 TINY = ["--env-id", "CartPole-v1", "--learning-starts", "100", "--eval-every", "100", "--checkpoint-every", "100",
         "--eval-episodes", "1", "--final-eval-episodes", "1", "--hidden", "8", "8", "--batch-size", "16", "--no-progress"]
-
-
-def call(main, argv: list[str]) -> tuple[int, str, str, list]:  # type: ignore[no-untyped-def]
-    """Run a console script's main in this process: (exit code, stdout, stderr, warnings raised)."""
-    out, err = io.StringIO(), io.StringIO()
-    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        warnings.simplefilter("always")
-        try:
-            code = main(argv)
-        except SystemExit as exc:
-            code = exc.code
-    return code, out.getvalue(), err.getvalue(), list(caught)
 
 
 def one_line_error(result: tuple, prog: str, *needles: str) -> str:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import export, make_net
+from support import export, make_net
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import call, export, make_net
+from support import call, export, make_net
 
 from dsqn.deploy.closed_loop import make_policy, run_episodes
 from dsqn.encoding import Encoder

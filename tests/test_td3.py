@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import call
+from support import call
 
 from dsqn.deploy.cli import main as deploy_main
 from dsqn.deploy.closed_loop import make_policy, run_episodes
