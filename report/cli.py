@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from dsqn.errors import ArgumentParser, UserError, cli_entry
-from dsqn.files.fileio import check_input_file, check_output_dir, check_output_file
+from dsqn.files.fileio import check_input_file, check_output_dir, check_output_file, read_json
 from dsqn.report import figures as F
 
 from .html import figure_dir_for, write_html
 
 
 def _read_report(src: Path) -> dict:
-    try:
-        report = json.loads(src.read_text())
-    except (ValueError, UnicodeDecodeError):
-        raise UserError(f"{src}: not a JSON file") from None
-    except OSError as exc:
-        raise UserError(f"{src}: cannot read ({exc.strerror or exc.__class__.__name__})") from None
+    report = read_json(src, "dsqn-deploy report")
     if not isinstance(report, dict) or report.get("format") != "dsqn-report":
         raise UserError(f"{src}: not a dsqn-deploy report (format marker missing)")
     return report

@@ -31,7 +31,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from dsqn.errors import UserError
-from dsqn.files.fileio import atomic_write_bytes, same_file
+from dsqn.files.fileio import atomic_write_bytes, make_dir, same_file
 
 FORMATS = ("svg", "pdf", "png")
 PNG_DPI = 150
@@ -147,10 +147,7 @@ def save_figure(fig: Figure, out_dir: Path, name: str, inputs: Sequence[Path] = 
         for src in inputs:
             if same_file(p, src):
                 raise UserError(f"{p}: the figure would overwrite the input {src}")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{out_dir}: cannot create the figure folder ({exc.strerror or exc.__class__.__name__})") from None
+    make_dir(out_dir, "figure folder")
     data = render_figure(fig, name)
     for fmt, p in paths.items():
         atomic_write_bytes(p, data[fmt])

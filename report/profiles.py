@@ -3,12 +3,12 @@ costs (Horowitz, ISSCC 2014) and the latency in timesteps. What each figure is, 
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from dsqn.errors import UserError
+from dsqn.files.fileio import read_json
 from dsqn.files.netfile import Layer
 from dsqn.hw_sim.counters import ann_macs as count_ann_macs
 from dsqn.kernels import timing
@@ -149,13 +149,7 @@ def load_profile(name_or_path: str) -> Profile:
     path = Path(name_or_path)
     if not path.is_file():
         raise UserError(f"energy profile {name_or_path!r}: not a built-in profile ({', '.join(PROFILES)}) nor a file")
-    try:
-        data = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError):
-        raise UserError(f"{path}: not a valid energy profile (not a JSON file)") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror or exc.__class__.__name__})") from None
-    return validate_profile(data, str(path))
+    return validate_profile(read_json(path, "energy profile"), str(path))
 
 
 def _memory_tier(n_bytes: float) -> tuple[str, float]:

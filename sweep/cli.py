@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from dsqn.errors import ArgumentParser, UserError, cli_entry, stop_on_signals
+from dsqn.files.fileio import make_dir
 
 EPILOG = """Every worker started with the same space file and --storage runs trials of one study until it holds
 --n-trials finished (complete or pruned) trials, whichever worker ran them; run it again to resume. Default storage:
@@ -125,10 +126,7 @@ def report_main(argv: list[str]) -> int:
     if args.target is not None and (study.user_attrs.get("dsqn_space") or {}).get("sampler") != "grid":
         raise UserError(f"--target: study {name!r} is not a grid (sampler: grid); only a grid's cells count runs")
     out = Path(args.out) if args.out else study_dir / "report"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{out}: cannot create the report folder ({exc.strerror or exc.__class__.__name__})") from None
+    make_dir(out, "report folder")
     summary = write_report(study, out, args.top, target=args.target, study_dir=study_dir)
     if args.copy_trials:
         from .trial_files import copy_trials

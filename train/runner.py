@@ -33,7 +33,7 @@ import torch
 from dsqn.envs import FINAL_EVAL_SEED, atari_game, is_continuous, make_env
 from dsqn.errors import UserError
 from dsqn.files.checkpoint import file_sha256
-from dsqn.files.fileio import atomic_write_text, remove_stale_temp_files
+from dsqn.files.fileio import atomic_write_text, make_dir, remove_stale_temp_files
 from dsqn.layers.exact import exact_matmul_settings
 from dsqn.stats import score_summary, truncated_episodes
 
@@ -190,10 +190,7 @@ class Run:
     def open_outputs(self) -> None:
         """The run folder, config.json, metrics.csv (cut back to a resumed checkpoint's step) and TensorBoard."""
         run_dir = self.run_dir
-        try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"{run_dir}: cannot create the run folder ({exc.strerror or exc.__class__.__name__})") from None
+        make_dir(run_dir, "run folder")
         remove_stale_temp_files(run_dir)  # a killed run's half-written .model.pt.tmp<pid>
         atomic_write_text(run_dir / "config.json", config_json(self.cfg))
         if self.resumed:  # rows logged after the checkpoint by the run that died: replayed now, so dropped

@@ -3,10 +3,12 @@ place, never half a file), and the checks every script makes on its paths before
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from dsqn.errors import UserError
 
@@ -153,4 +155,25 @@ def check_output_dir(path: str | Path) -> Path:
         raise UserError(f"{anc}: is not a folder (cannot create {p} in it)")
     if not os.access(anc, os.W_OK | os.X_OK):
         raise UserError(f"{anc}: folder is not writable (cannot create {p} in it)")
+    return p
+
+
+def read_json(path: str | Path, what: str = "JSON file") -> Any:
+    """A JSON file's value; a missing, unreadable or malformed file is a one-line UserError naming ``what``."""
+    p = Path(path)
+    try:
+        return json.loads(p.read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise UserError(f"{p}: not a valid {what} (not a JSON file)") from None
+    except OSError as exc:
+        raise UserError(f"{p}: cannot read ({exc.strerror or exc.__class__.__name__})") from None
+
+
+def make_dir(path: str | Path, what: str = "folder") -> Path:
+    """Create a folder (and its parents) if missing; a failure is a one-line UserError naming ``what``."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{p}: cannot create the {what} ({exc.strerror or exc.__class__.__name__})") from None
     return p
