@@ -30,12 +30,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
-
-
-def call(main, argv: list[str]) -> int:  # type: ignore[no-untyped-def]
-    """A console script's main run in this process: its exit code (argparse's SystemExit included)."""
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    return 0 if code is None else int(code)

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from support import export, make_net
+from support import export, make_net, scaled
 
 from dsqn.deploy import lava_runtime
 from dsqn.deploy.closed_loop import make_policy, run_episodes
@@ -35,14 +35,7 @@ def hetero_net(seed: int, groups: int, hidden: tuple[int, ...] = (12, 10), n_act
     spec = NetSpec(input_shape=[8], layers=[{"type": "dense", "out": n} for n in hidden], n_actions=n_actions,
                    timesteps=T, current_decay=0.25, voltage_decay=0.125, input_unit=32, q_scale=4.0,
                    membrane_jitter=0.3, param_groups=groups).with_drawn_neurons(seed)
-    model = SpikingQNet(spec)
-    with torch.no_grad():
-        for block in model.blocks:
-            if hasattr(block, "synapse"):
-                block.synapse.weight.data *= gain
-        if bias is not None:
-            model.readout_bias.data[:] = torch.tensor(bias)
-    return model
+    return scaled(SpikingQNet(spec), gain, bias)
 
 
 def children_alive() -> list[str]:

@@ -55,7 +55,12 @@ def make_net(
         n_actions=n_actions, timesteps=timesteps, threshold=threshold, current_decay=current_decay,
         voltage_decay=voltage_decay, input_unit=input_unit, q_scale=q_scale,
     )
-    model = SpikingQNet(spec)
+    return scaled(SpikingQNet(spec), weight_gain, bias)
+
+
+def scaled(model: SpikingQNet, weight_gain: float, bias: list[float] | None = None) -> SpikingQNet:
+    """The network with every synapse's initial weights times ``weight_gain`` (so that it spikes) and, optionally,
+    the readout bias set."""
     with torch.no_grad():
         for block in model.blocks:
             if hasattr(block, "synapse"):
