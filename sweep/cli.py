@@ -166,7 +166,11 @@ def _only_study(storage, folder: Path) -> str:  # type: ignore[no-untyped-def]
 
 @cli_entry("dsqn-sweep")
 def main(argv: list[str] | None = None) -> int:
+    from dsqn.extras import require
+
     argv = list(sys.argv[1:] if argv is None else argv)
+    if not {"-h", "--help"} & set(argv):
+        require("dsqn-sweep", "sweep", "optuna")
     if argv and argv[0] == "report":
         return report_main(argv[1:])
     if argv and argv[0] == "run":

@@ -82,7 +82,9 @@ def with_driver(url: str) -> str:
     for driver in ("psycopg2", "psycopg"):
         if importlib.util.find_spec(driver) is not None:
             return f"postgresql+{driver}{sep}{rest}"
-    return url
+    from dsqn.extras import missing_extra
+
+    raise missing_extra("--storage postgresql://...", "postgres")
 
 
 def open_storage(url: str, heartbeat: int = 10, grace: int = 30, create: bool = True):

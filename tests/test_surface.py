@@ -182,6 +182,12 @@ def test_a_missing_extra_is_one_line_naming_the_pip_command(capsys, monkeypatch)
     with pytest.raises(UserError, match=re.escape("the Atari game Pong needs the atari extra: pip install 'ale-py>=0.9' "
                                                   "opencv-python-headless (in a clone: pip install -e '.[atari]')")):
         make_env("Pong")
+    from dsqn.sweep.cli import main as sweep_main
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("optuna", "ale_py") else real(name, *a))
+    capsys.readouterr()
+    one_line_error(capsys, call(sweep_main, ["space.yaml"]), "dsqn-sweep",
+                   "dsqn-sweep needs the sweep extra: pip install 'optuna>=4.5' (in a clone: pip install -e '.[sweep]')")
 
 
 def test_track_and_capture_video(tmp_path, capsys):
