@@ -7,7 +7,9 @@ horizontal lines and the band between them shaded.
     python scripts/energy_summary.py RUN_DIR [RUN_DIR ...] --out results/energy-training [--copy]
 
 Each RUN_DIR holds report.emu.json (Loihi 1) and report.emu.loihi2.json (Loihi 2) from dsqn-deploy; --copy also copies
-each run's model.net, reports and config.json into OUT/<run name>/ (small files: what the docs page replays).
+each run's model.net, reports and config.json into OUT/<run name>/ (small files: what the docs page replays);
+--lava-steps N also runs each network on the Lava simulator for N steps of the first fresh episode and on the emulator
+over the same steps, and records whether every layer's counted synaptic operations agree (needs the lava extra).
 """
 
 from __future__ import annotations
@@ -45,6 +47,21 @@ def row(run: Path) -> dict:
     }
 
 
+def lava_check(run: Path, steps: int) -> dict:
+    """The same first ``steps`` steps on the Lava simulator and on the emulator: per-layer synops per inference."""
+    import dsqn
+
+    counts = {}
+    for backend in ("sim", "emu"):
+        rep = dsqn.deploy(run / "model.net", backend=backend, episodes=1, seed=30_000_000, max_steps=steps,
+                          report=str(run / f"check.{backend}.json"))
+        counts[backend] = [layer["synops"] for layer in rep["energy"]["layers"]]
+    from dsqn.export.exporter import verify_with_netx
+
+    return {"steps": steps, "synops_sim": counts["sim"], "synops_emu": counts["emu"], "equal": counts["sim"] == counts["emu"],
+            "stock_netx": verify_with_netx(run / "model.net")}
+
+
 def table(rows: list[dict]) -> str:
     head = ("| run | λ | return (100 fresh episodes, 95 % CI) | synops / inference | spikes / synapse | nJ Loihi 1 | "
             "nJ Loihi 2 (upper bound) | Loihi 2 ÷ own ANN fp32+mem | Loihi 2 ÷ own ANN int8+mem |")
@@ -77,7 +94,7 @@ def figure(rows: list[dict], out: Path) -> None:
             ax.set_xlabel("greedy return (mean, 95 % interval)")
             ax.set_ylabel("nJ per inference, Loihi 2 estimate (log scale)")
             ax.set_title(env)
-            ax.legend(fontsize=6)
+            ax.legend(fontsize=6, loc="best", framealpha=0.9)
         save_figure(fig, out, "return_vs_energy")
 
 
@@ -86,8 +103,13 @@ def main() -> int:
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--copy", action="store_true", help="copy each run's model.net, reports and config.json into OUT")
+    p.add_argument("--lava-steps", type=int, default=0, help="check the counts on the Lava simulator over this many steps")
     args = p.parse_args()
     rows = [row(r) for r in args.runs]
+    if args.lava_steps:
+        for r, run in zip(rows, args.runs):
+            r["lava_check"] = lava_check(run, args.lava_steps)
+            print(f"{run.name}: Lava = emulator synops per layer over {args.lava_steps} steps: {r['lava_check']['equal']}")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.copy:
         for r in args.runs:
