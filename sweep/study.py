@@ -163,8 +163,11 @@ def load_or_create(storage: Any, name: str, space: SearchSpace, seed: int | None
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
         if [d.name.lower() for d in study.directions] != DIRECTIONS:
             raise UserError(f"study {name!r} exists with other objectives; name a new --study")
-        stored = study.user_attrs.get(SPACE_ATTR)
-        if stored != space.to_dict():
+        stored = _stored_space(study)
+        if stored is None:  # created by a worker that died before it stored the space: store it now
+            study.set_user_attr(SPACE_ATTR, space.to_dict())
+            study.set_user_attr("objectives", OBJECTIVES)
+        elif stored != space.to_dict():
             raise UserError(f"study {name!r} was created with another search space (fixed options, params, pruner or "
                             "deploy differ); use the same space file or name a new --study")
         return _named(study)
@@ -176,6 +179,18 @@ def load_or_create(storage: Any, name: str, space: SearchSpace, seed: int | None
     elif study.user_attrs[SPACE_ATTR] != space.to_dict():  # another worker created it a moment ago, differently
         raise UserError(f"study {name!r} was created with another search space; name a new --study")
     return _named(study)
+
+
+def _stored_space(study: Any, wait_s: float = 10.0) -> dict | None:
+    """The search space stored in the study. A worker that finds a study another worker has just created may look
+    between its creation and the storing of its space (two writes): wait for the space a little before taking the
+    study as unmarked (the one case where two workers started together saw 'another search space')."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        stored = study.user_attrs.get(SPACE_ATTR)  # a property: read from the storage each time
+        if stored is not None or time.monotonic() >= deadline:
+            return stored
+        time.sleep(0.2)
 
 
 def _named(study: Any) -> Any:

@@ -620,3 +620,26 @@ def test_four_workers_on_postgres_never_run_more_trials_than_the_budget(postgres
     for t in rep["trials"]:  # w0's trials relative to its folder, the other workers' folders absolute
         mine = (tmp_path / "w0" / f"trial_{t['number']:04d}").is_dir()
         assert t["trial_dir"] == (f"trial_{t['number']:04d}" if mine else str(next(tmp_path.glob(f"w*/trial_{t['number']:04d}"))))
+
+
+def test_a_worker_that_finds_the_study_before_its_space_is_stored_waits_for_it(tmp_path: Path):
+    """Two workers started together: one creates the study, then stores its space (two writes); the other may see
+    the study in between. It waits for the space instead of refusing it as 'another search space' (seen once with 4
+    PostgreSQL workers under load)."""
+    import threading
+
+    from dsqn.sweep.study import DIRECTIONS, SPACE_ATTR, load_or_create, open_storage, quiet_optuna
+
+    space = load_space(write_space(tmp_path / "s.yaml", study="race"))
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    first = quiet_optuna().create_study(study_name="race", storage=storage, directions=DIRECTIONS)  # not yet marked
+    marker = threading.Timer(1.0, lambda: first.set_user_attr(SPACE_ATTR, space.to_dict()))
+    marker.start()
+    try:
+        study = load_or_create(storage, "race", space, seed=1)
+    finally:
+        marker.join()
+    assert study.user_attrs[SPACE_ATTR] == space.to_dict()
+    other = load_space(write_space(tmp_path / "t.yaml", study="race", params={"lr": {"low": 1e-4, "high": 1e-3}}))
+    with pytest.raises(Exception, match="another search space"):
+        load_or_create(storage, "race", other, seed=2)
