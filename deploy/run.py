@@ -170,7 +170,7 @@ def deploy(opt: DeployOptions, log_line=print) -> dict[str, Any]:  # type: ignor
 
 
 def summary_lines(report: dict[str, Any], opt: DeployOptions) -> list[str]:
-    """What dsqn-deploy prints after the run (the energy table comes from hw_sim.energy.format_energy)."""
+    """What dsqn-deploy prints after the run (the energy table comes from report.energy.format_energy)."""
     from dsqn.report.energy import format_energy
 
     ep = report["episodes"]

@@ -93,8 +93,8 @@ def test_snn_versus_ann_is_linear_and_its_bars_are_the_reports_numbers(report: d
     assert f"SNN / this = {energy['ratio_snn_over_ann_fp32']:.1f}×" in texts
 
 
-def test_recomputed_energy_equals_hw_sim_energy(report: dict):
-    # the page recomputes other profiles from the counts with hw_sim.energy's arithmetic: under the report's own
+def test_recomputed_energy_equals_the_report_energy(report: dict):
+    # the page recomputes other profiles from the counts with report.energy's arithmetic: under the report's own
     # profile that gives the report's numbers
     for layer in report["energy"]["layers"]:
         mine = layer_energy_pj(layer, asdict(LOIHI1))

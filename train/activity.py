@@ -83,7 +83,7 @@ class ActivityMeter:
 
     def summary(self) -> dict:
         """Per inference, per netx layer (hidden layers, then the readout): synops, input events, synapses, spikes per
-        synapse (synops / synapses, hw_sim.energy's definition); per hidden layer: spikes and rate (per neuron and
+        synapse (synops / synapses, report.analysis's definition); per hidden layer: spikes and rate (per neuron and
         step); totals; and what was measured on."""
         n = max(1, self.inferences)
         synapses = self.model.synapse_counts()
