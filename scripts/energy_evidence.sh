@@ -17,9 +17,10 @@ for SEED in "$@"; do
         "$BIN/dsqn-train" --env-id "$ENV_ID" --seed "$SEED" --synop-penalty "$LAM" --out "$RUN" --no-progress --overwrite
         "$BIN/dsqn-export" "$RUN/model.pt"
     fi
-    # fresh episodes (seeds 30000000..), never seen by training's evaluations (10M + step, 20M..)
+    # fresh episodes (seeds 30000000..), never seen by training's evaluations (10M + step, 20M..); --compare: the
+    # trained model.pt plays beside the exported file and the report counts the steps where both chose the same action
     "$BIN/dsqn-deploy" "$RUN/model.net" --backend emu --episodes "$EPISODES" --seed 30000000 --no-progress \
-        --report "$RUN/report.emu.json" > "$RUN/deploy.emu.txt"
+        --compare "$RUN/model.pt" --report "$RUN/report.emu.json" > "$RUN/deploy.emu.txt"
     "$BIN/dsqn-deploy" "$RUN/model.net" --backend emu --episodes "$EPISODES" --seed 30000000 --no-progress \
         --profile loihi2-halapoint-estimate --report "$RUN/report.emu.loihi2.json" > "$RUN/deploy.emu.loihi2.txt"
 done
