@@ -7,7 +7,8 @@ horizontal lines and the band between them shaded.
     python scripts/energy_summary.py RUN_DIR [RUN_DIR ...] --out results/energy-training [--copy]
 
 Each RUN_DIR holds report.emu.json (Loihi 1) and report.emu.loihi2.json (Loihi 2) from dsqn-deploy; --copy also copies
-each run's model.net, reports and config.json into OUT/<run name>/ (small files: what the docs page replays);
+each run's model.net, reports and config.json into OUT/<run name>/ (a report from dsqn-deploy --compare adds the
+steps on which the trained model.pt chose the file's action) (small files: what the docs page replays);
 --lava-steps N also runs each network on the Lava simulator for N steps of the first fresh episode and on the emulator
 over the same steps, and records whether every layer's counted synaptic operations agree (needs the lava extra).
 """
@@ -44,6 +45,7 @@ def row(run: Path) -> dict:
         "ratio_loihi1": {k: e1[f"ratio_snn_over_ann_{k}"] for k, _ in ANN_ROWS},
         "ratio_loihi2": {k: e2[f"ratio_snn_over_ann_{k}"] for k, _ in ANN_ROWS},
         "break_even_loihi2": {r["ann"]: r["spikes_per_synapse_per_inference"] for r in e2["break_even"]["rows"]},
+        "fidelity": l1.get("fidelity"),  # dsqn-deploy --compare: the trained model.pt's actions beside the file's
     }
 
 
@@ -62,14 +64,20 @@ def lava_check(run: Path, steps: int) -> dict:
             "stock_netx": verify_with_netx(run / "model.net")}
 
 
+def same_actions(r: dict) -> str:
+    f = r.get("fidelity")
+    return f"{f['same_action']}/{f['steps']}" if f else "--"
+
+
 def table(rows: list[dict]) -> str:
-    head = ("| run | λ | return (100 fresh episodes, 95 % CI) | synops / inference | spikes / synapse | nJ Loihi 1 | "
-            "nJ Loihi 2 (upper bound) | Loihi 2 ÷ own ANN fp32+mem | Loihi 2 ÷ own ANN int8+mem |")
-    lines = [head, "|" + "---|" * 9]
+    head = ("| run | λ | return (fresh episodes, 95 % CI) | synops / inference | spikes / synapse | nJ Loihi 1 | "
+            "nJ Loihi 2 (upper bound) | Loihi 2 ÷ own ANN fp32+mem | Loihi 2 ÷ own ANN int8+mem | trained model's action |")
+    lines = [head, "|" + "---|" * 10]
     for r in rows:
         lines.append(f"| {r['run']} | {r['synop_penalty']:g} | {r['mean']:.1f} [{r['ci95'][0]:.1f}, {r['ci95'][1]:.1f}] | "
                      f"{r['synops']:,.0f} | {r['spikes_per_synapse']:.2f} | {r['nj_loihi1']:.1f} | {r['nj_loihi2']:.1f} | "
-                     f"×{r['ratio_loihi2']['fp32_with_memory']:.2f} | ×{r['ratio_loihi2']['int8_with_memory']:.1f} |")
+                     f"×{r['ratio_loihi2']['fp32_with_memory']:.2f} | ×{r['ratio_loihi2']['int8_with_memory']:.1f} | "
+                     f"{same_actions(r)} |")
     return "\n".join(lines)
 
 
@@ -114,6 +122,8 @@ def main() -> int:
     if args.copy:
         for r in args.runs:
             dst = args.out / r.name
+            if dst.resolve() == r.resolve():  # a run already under OUT (re-summarised)
+                continue
             dst.mkdir(exist_ok=True)
             for name in ("model.net", "report.emu.json", "report.emu.loihi2.json", "config.json"):
                 shutil.copy2(r / name, dst / name)

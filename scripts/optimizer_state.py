@@ -12,6 +12,7 @@ Prints, per trainable tensor of each checkpoint, the median and 90th percentile 
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 import torch
@@ -21,10 +22,11 @@ from dsqn.files.checkpoint import load_checkpoint
 
 
 def main(argv: list[str]) -> int:
-    if not argv:
-        print(__doc__.strip().splitlines()[-3].strip(), file=sys.stderr)
-        return 2
-    for path in argv:
+    parser = argparse.ArgumentParser(prog="optimizer_state.py", description=__doc__.split("\n\n")[0],
+                                     epilog="Prints, per trainable tensor of each checkpoint, the median and 90th "
+                                     "percentile of sqrt(v) and their ratio to eps.")
+    parser.add_argument("checkpoints", nargs="+", metavar="MODEL_PT", help="a run's model.pt (read weights-only)")
+    for path in parser.parse_args(argv).checkpoints:
         try:
             ckpt = load_checkpoint(path)  # weights_only=True; one-line errors
         except UserError as exc:

@@ -17,6 +17,7 @@ from support import call, export, make_net
 
 from dsqn.deploy.closed_loop import make_policy, run_episodes
 from dsqn.encoding import Encoder
+from dsqn.errors import UserError
 from dsqn.envs import FINAL_EVAL_SEED, make_env
 from dsqn.export.cli import main as export_main
 from dsqn.files.checkpoint import load_checkpoint
@@ -137,6 +138,30 @@ def test_penalty_is_the_documented_formula():
     assert not ActivityPenalty(model, make_config()).active
 
 
+def test_rate_targets_per_layer():
+    """--rate-target r1 r2: each hidden layer its own target (0 leaves a layer free); one value = every layer's;
+    a number in an old config is one global target; a count that fits neither is a one-line refusal."""
+    model, payloads = nets()["dense"]
+    act = model.activity(torch.from_numpy(payloads.astype(np.float32)))
+    rates = [s.mean().item() / (n * model.spec.timesteps) for s, n in zip(act.spikes, model.spec.layer_sizes())]
+    assert len(rates) == 2
+    r0 = rates[0] / 2
+    got = ActivityPenalty(model, make_config(rate_target=[r0, 0.0]))(act).item()
+    assert got == pytest.approx((rates[0] - r0) ** 2, rel=1e-6)
+    both = ActivityPenalty(model, make_config(rate_target=[r0, r0]))(act).item()
+    assert both == pytest.approx(ActivityPenalty(model, make_config(rate_target=[r0]))(act).item(), rel=1e-12)
+    assert make_config(rate_target=0.05).rate_target == [0.05] and make_config(rate_target=0).rate_target == []
+    with pytest.raises(UserError, match=r"^--rate-target 0.1 0.1 0.1: 3 values for 2 hidden spiking layers"):
+        ActivityPenalty(model, make_config(rate_target=[0.1, 0.1, 0.1]))
+
+
+def test_rate_target_count_is_checked_before_the_run_folder(tmp_path, capsys):
+    code = call(train_main, [*TINY, "--rate-target", "0.1", "0.1", "0.1", "--out", str(tmp_path / "never")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "3 values for 2 hidden spiking layers" in err and "\n" not in err, err
+    assert not (tmp_path / "never").exists()
+
+
 # ------------------------------------------------------------------------------------------------ training runs
 
 
@@ -252,7 +277,7 @@ def test_td3_with_a_synop_penalty_trains_and_logs(tmp_path):
     tags = set(tb.Tags()["scalars"])
     assert {"losses/activity_penalty", "synops/total", "synops/L0", "spikes_per_synapse/L1"} <= tags
     final = json.loads(load_checkpoint(d / "model.pt")["final_eval_json"])
-    assert final["activity"]["synop_penalty"] == 0.5 and final["activity"]["rate_target"] == 0.05
+    assert final["activity"]["synop_penalty"] == 0.5 and final["activity"]["rate_target"] == [0.05]
     assert final["activity"]["synops_per_inference"] > 0
 
 

@@ -9,9 +9,10 @@ on the same payloads exactly (tests/test_synop_penalty.py). Two loss terms, each
 * ``--synop-penalty λ``: ``λ * mean_batch(Σ_layers synops) / Σ_layers ANN MACs`` -- synaptic operations per
   inference relative to the dense MAC count of the same-shape ANN, so λ does not depend on the network's size
   (the ratio is the total spikes per synapse per inference when every ANN MAC is a synapse, as for dense layers);
-* ``--rate-target r``: ``Σ_hidden relu(rate_h - r) ** 2``, rate_h = the hidden layer's spikes per neuron and
-  step over its window, mean over the batch: only a rate above r costs, quadratically (lava-dl's
-  ``event_rate_loss`` of its tutorials, with weight 1).
+* ``--rate-target r [r ...]``: ``Σ_hidden relu(rate_h - r_h) ** 2``, rate_h = the hidden layer's spikes per
+  neuron and step over its window, mean over the batch: only a rate above r_h costs, quadratically (lava-dl's
+  ``event_rate_loss`` of its tutorials, with weight 1). One r is every hidden layer's; else one per hidden layer,
+  0 leaving a layer free.
 
 With both at 0 (the defaults) the update runs exactly the code it ran before: the same forward pass, the same
 arithmetic and no random draws, so a seed gives the same weights bit for bit.
@@ -23,32 +24,46 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dsqn.errors import UserError
 from dsqn.layers.qnet import Activity, SpikingQNet
 
 from .config import TrainConfig
+from .validation import rate_text
 
 MEASURED_ON = "every observation of the evaluation's episodes (one inference per agent step, as dsqn-deploy counts)"
+
+
+def layer_targets(rates: list[float], n_hidden: int) -> list[float]:
+    """One rate target per hidden layer: none -> zeros, one -> everyone's, n_hidden -> as given (else a UserError)."""
+    if len(rates) <= 1:
+        return [rates[0] if rates else 0.0] * n_hidden
+    if len(rates) != n_hidden:
+        raise UserError(f"--rate-target {rate_text(rates)}: {len(rates)} values for {n_hidden} hidden spiking layers "
+                        "(give one for all, or one per layer)")
+    return list(rates)
 
 
 class ActivityPenalty:
     """The activity term of a spiking network's loss (see the module doc); ``active`` is False when both are 0."""
 
     def __init__(self, model: torch.nn.Module, cfg: TrainConfig) -> None:
-        self.synop_penalty, self.rate_target = float(cfg.synop_penalty), float(cfg.rate_target)
-        self.active = isinstance(model, SpikingQNet) and (self.synop_penalty > 0 or self.rate_target > 0)
+        self.synop_penalty = float(cfg.synop_penalty)
+        self.active = isinstance(model, SpikingQNet) and (self.synop_penalty > 0 or any(cfg.rate_target))
+        self.rate_targets: list[float] = []
         if self.active:
             self.ann_macs = float(sum(model.ann_macs()))
             steps = model.spec.timesteps
             self.neuron_steps = [float(n * steps) for n in model.spec.layer_sizes()]
+            self.rate_targets = layer_targets(cfg.rate_target, len(self.neuron_steps))
 
     def __call__(self, activity: Activity) -> torch.Tensor:
         """The penalty (a float32 scalar with the surrogate gradient) of a batch's activity."""
         loss = torch.zeros((), dtype=torch.float64, device=activity.synops[0].device)
         if self.synop_penalty > 0:
             loss = loss + self.synop_penalty * activity.total_synops().mean() / self.ann_macs
-        if self.rate_target > 0:
-            for spikes, neuron_steps in zip(activity.spikes, self.neuron_steps):
-                loss = loss + F.relu(spikes.mean() / neuron_steps - self.rate_target) ** 2
+        for spikes, neuron_steps, target in zip(activity.spikes, self.neuron_steps, self.rate_targets):
+            if target > 0:
+                loss = loss + F.relu(spikes.mean() / neuron_steps - target) ** 2
         return loss.float()
 
 

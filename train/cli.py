@@ -16,7 +16,6 @@ from dsqn.errors import ArgumentParser, UserError, cli_entry
 
 from .config import (
     ATARI_PRESETS,
-    ENCODINGS,
     FIELD_DEFAULTS,
     TrainConfig,
     config_json,
@@ -24,6 +23,7 @@ from .config import (
     make_config,
     read_config_file,
 )
+from .validation import ENCODINGS
 
 # The names CleanRL and SB3 users type: the first is the canonical flag.
 FLAGS = {"total_timesteps": ("--total-timesteps", "--total-steps"), "snn_steps": ("--snn-steps", "--T")}
@@ -31,7 +31,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "algo": ("dqn", "td3"), "preset": ATARI_PRESETS, "encoding": ENCODINGS, "arch": ("mlp", "nature"),
     "qnet": ("snn", "ann"), "actor": ("snn", "ann"), "device": ("auto", "cpu", "cuda"), "q_init": ("zero", "reward"),
 }
-LISTS = {"hidden": int, "critic_hidden": int, "obs_scale": float}
+LISTS = {"hidden": int, "critic_hidden": int, "obs_scale": float, "rate_target": float}
 DESCRIPTION = ("Train a spiking policy (SLAYER-compatible CUBA-LIF, exact Loihi arithmetic): a deep spiking Q-network with "
                "DQN / Double DQN, or a spiking actor with TD3. Defaults shown are the chosen environment's "
                "(train/hyperparams/*.yml): give --env-id (and --algo, --preset) before --help to see them.")
