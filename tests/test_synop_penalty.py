@@ -17,8 +17,8 @@ from support import call, export, make_net
 
 from dsqn.deploy.closed_loop import make_policy, run_episodes
 from dsqn.encoding import Encoder
-from dsqn.errors import UserError
 from dsqn.envs import FINAL_EVAL_SEED, make_env
+from dsqn.errors import UserError
 from dsqn.export.cli import main as export_main
 from dsqn.files.checkpoint import load_checkpoint
 from dsqn.files.format import ATTR_META
