@@ -3,9 +3,10 @@
 Objectives: (final greedy return: maximise, energy per inference in nJ on the emulator: minimise), named
 ``METRIC_NAMES`` in the study (optuna-dashboard shows them instead of "Objective 0/1").
 Optuna does not prune multi-objective studies (``Trial.report`` / ``should_prune`` raise for them), so each
-trial's periodic evaluations are written as its intermediate values straight into the storage (what ``Trial.report``
-writes: optuna-dashboard draws them as learning curves), also stored as the user attribute ``curve``, and
-:func:`median_prune` applies
+trial's periodic evaluations are stored as the user attribute ``curve`` and, once the trial completes, as its
+intermediate values (what ``Trial.report`` writes: optuna-dashboard draws them as learning curves; a PRUNED trial
+with intermediate values makes Optuna 5.1's TPE sampler of a multi-objective study ask for ``study.direction`` and
+raise, so pruned trials keep their curve in ``curve`` only), and :func:`median_prune` applies
 Optuna's MedianPruner rule to them: after ``n_startup_trials`` completed trials and ``n_warmup_steps`` env steps,
 a trial whose best evaluation so far is below the median of the completed trials' evaluations at the same step
 (their last evaluation at or before it) is stopped (SIGTERM to its process group) and told PRUNED.
@@ -219,6 +220,14 @@ def value_at(curve: Sequence[Sequence[float]], step: float) -> float | None:
     return val
 
 
+def store_curve(trial: Any, curve: Sequence[Sequence[float]]) -> None:
+    """A completed trial's periodic evaluations as its intermediate values (dashboard learning curves).
+    ``Trial.report`` refuses multi-objective studies; the storage call it makes does not."""
+    for step, value in curve:
+        if step >= 0 and math.isfinite(value):
+            trial.storage.set_trial_intermediate_value(trial._trial_id, int(step), float(value))
+
+
 def median_prune(curve: Sequence[Sequence[float]], completed: Sequence[Sequence[Sequence[float]]],
                  n_startup_trials: int, n_warmup_steps: int) -> bool:
     """Optuna's MedianPruner rule (maximising) on the evaluation curves kept as user attributes."""
@@ -354,18 +363,8 @@ def _run_one(study: Any, trial: Any, space: SearchSpace, out_root: Path, poll_s:
     pr = space.pruner
     # Rule inputs change only when a trial completes: re-read the completed curves at each new evaluation.
 
-    reported: set[int] = set()
-
-    def report(curve: list[tuple[int, float]]) -> None:
-        # Trial.report refuses multi-objective studies; the storage call it makes does not (dashboard curves)
-        for step, value in curve:
-            if step not in reported and step >= 0 and math.isfinite(value):
-                trial.storage.set_trial_intermediate_value(trial._trial_id, int(step), float(value))
-                reported.add(step)
-
     def on_eval(curve: list[tuple[int, float]]) -> bool:
         trial.set_user_attr("curve", [list(p) for p in curve])
-        report(curve)
         if not pr["enabled"]:
             return False
         completed = [t.user_attrs.get("curve", []) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
@@ -377,7 +376,6 @@ def _run_one(study: Any, trial: Any, space: SearchSpace, out_root: Path, poll_s:
     with _Heartbeat(study._storage, trial._trial_id):
         res: TrialResult = run_trial(train_argv, trial_dir, space.deploy["profile"], on_eval, poll_s)
     trial.set_user_attr("curve", [list(p) for p in res.curve])
-    report(res.curve)  # evaluations written after the last poll
     trial.set_user_attr("seconds", round(res.seconds, 1))
     if res.state == "pruned":
         study.tell(trial, state=TrialState.PRUNED)
@@ -390,6 +388,7 @@ def _run_one(study: Any, trial: Any, space: SearchSpace, out_root: Path, poll_s:
         trial.set_user_attr("model_net", str(trial_dir / "model.net"))
         trial.set_user_attr("emu_return", res.emu_return)
         trial.set_user_attr("inferences", res.inferences)
+        store_curve(trial, res.curve)
         study.tell(trial, [res.final_return, res.energy_nj])
         log(f"[{study.study_name}] trial {trial.number}: return {res.final_return:.1f}, "
             f"{res.energy_nj:.2f} nJ per inference ({res.seconds:.0f} s)")
