@@ -6,7 +6,8 @@ Optuna does not prune multi-objective studies (``Trial.report`` / ``should_prune
 trial's periodic evaluations are stored as the user attribute ``curve`` and, once the trial completes, as its
 intermediate values (what ``Trial.report`` writes: optuna-dashboard draws them as learning curves; a PRUNED trial
 with intermediate values makes Optuna 5.1's TPE sampler of a multi-objective study ask for ``study.direction`` and
-raise, so pruned trials keep their curve in ``curve`` only), and :func:`median_prune` applies
+raise, so pruned trials keep their curve in ``curve`` only; a worker loading a study written before drops those
+values), and :func:`median_prune` applies
 Optuna's MedianPruner rule to them: after ``n_startup_trials`` completed trials and ``n_warmup_steps`` env steps,
 a trial whose best evaluation so far is below the median of the completed trials' evaluations at the same step
 (their last evaluation at or before it) is stopped (SIGTERM to its process group) and told PRUNED.
@@ -161,6 +162,7 @@ def load_or_create(storage: Any, name: str, space: SearchSpace, seed: int | None
     sampler = make_sampler(space, seed)
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     if name in existing:
+        _forget_pruned_curves(storage, name)
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
         if [d.name.lower() for d in study.directions] != DIRECTIONS:
             raise UserError(f"study {name!r} exists with other objectives; name a new --study")
@@ -180,6 +182,21 @@ def load_or_create(storage: Any, name: str, space: SearchSpace, seed: int | None
     elif study.user_attrs[SPACE_ATTR] != space.to_dict():  # another worker created it a moment ago, differently
         raise UserError(f"study {name!r} was created with another search space; name a new --study")
     return _named(study)
+
+
+def _forget_pruned_curves(storage: Any, name: str) -> int:
+    """A study written before pruned trials stopped getting intermediate values (see the module doc) would crash the
+    TPE sampler: drop those values (the curve stays in each trial's ``curve`` attribute). Returns the rows removed."""
+    engine = getattr(storage, "engine", None)  # an RDBStorage (open_storage); a URL string has no pruned-curve rows of ours
+    if engine is None:
+        return 0
+    import sqlalchemy
+
+    sql = sqlalchemy.text(
+        "DELETE FROM trial_intermediate_values WHERE trial_id IN (SELECT t.trial_id FROM trials t JOIN studies s "
+        "ON t.study_id = s.study_id WHERE s.study_name = :name AND t.state = 'PRUNED')")
+    with engine.begin() as conn:
+        return int(conn.execute(sql, {"name": name}).rowcount or 0)
 
 
 def _stored_space(study: Any, wait_s: float = 10.0) -> dict | None:

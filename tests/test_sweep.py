@@ -22,7 +22,15 @@ import yaml
 
 from dsqn.sweep.runner import read_metrics, run_trial
 from dsqn.sweep.space_file import load_space, parse_space
-from dsqn.sweep.study import load_or_create, median_prune, non_dominated, store_curve, value_at, with_driver
+from dsqn.sweep.study import (
+    load_or_create,
+    median_prune,
+    non_dominated,
+    open_storage,
+    store_curve,
+    value_at,
+    with_driver,
+)
 
 # The same tiny budget for every trial: ~10-20 s each on two shared cores.
 TINY = {"env_id": "CartPole-v1", "total_timesteps": 400, "learning_starts": 100, "eval_every": 100, "eval_episodes": 2,
@@ -381,7 +389,8 @@ def test_the_sampler_models_a_study_with_a_pruned_trial(tmp_path: Path, pruned_w
     import optuna
 
     space = load_space(write_space(tmp_path / "s.yaml"))
-    study = load_or_create(f"sqlite:///{tmp_path / 'study.db'}", "tpe", space, seed=1)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = load_or_create(open_storage(url), "tpe", space, seed=1)
     for i in range(10):
         trial = study.ask()
         space.suggest(trial)
@@ -399,9 +408,15 @@ def test_the_sampler_models_a_study_with_a_pruned_trial(tmp_path: Path, pruned_w
     if pruned_with_values:
         with pytest.raises(RuntimeError, match="multi-objective"):
             space.suggest(nxt)
-    else:
-        params = space.suggest(nxt)
-        assert set(params) == {p.name for p in space.params}
+        study.tell(nxt, state=optuna.trial.TrialState.FAIL)
+        # a worker started on such a study drops the pruned trials' intermediate values (their curves stay) and samples
+        study = load_or_create(open_storage(url), "tpe", space, seed=1)
+        pruned = study.get_trials(states=(optuna.trial.TrialState.PRUNED,))
+        assert [t.intermediate_values for t in pruned] == [{}] and pruned[0].user_attrs["curve"] == [[100, 1.0]]
+        assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))[0].intermediate_values) == 2
+        nxt = study.ask()
+    params = space.suggest(nxt)
+    assert set(params) == {p.name for p in space.params}
 
 
 def test_the_printed_report_command_runs_as_printed(sqlite_sweep):
