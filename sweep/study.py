@@ -29,6 +29,7 @@ from typing import Any
 
 from dsqn.errors import UserError
 
+from .curves import forget_pruned_curves, store_curve
 from .runner import TrialResult, run_trial
 from .space import SearchSpace
 
@@ -162,7 +163,7 @@ def load_or_create(storage: Any, name: str, space: SearchSpace, seed: int | None
     sampler = make_sampler(space, seed)
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     if name in existing:
-        _forget_pruned_curves(storage, name)
+        forget_pruned_curves(storage, name)
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
         if [d.name.lower() for d in study.directions] != DIRECTIONS:
             raise UserError(f"study {name!r} exists with other objectives; name a new --study")
@@ -182,21 +183,6 @@ def load_or_create(storage: Any, name: str, space: SearchSpace, seed: int | None
     elif study.user_attrs[SPACE_ATTR] != space.to_dict():  # another worker created it a moment ago, differently
         raise UserError(f"study {name!r} was created with another search space; name a new --study")
     return _named(study)
-
-
-def _forget_pruned_curves(storage: Any, name: str) -> int:
-    """A study written before pruned trials stopped getting intermediate values (see the module doc) would crash the
-    TPE sampler: drop those values (the curve stays in each trial's ``curve`` attribute). Returns the rows removed."""
-    engine = getattr(storage, "engine", None)  # an RDBStorage (open_storage); a URL string has no pruned-curve rows of ours
-    if engine is None:
-        return 0
-    import sqlalchemy
-
-    sql = sqlalchemy.text(
-        "DELETE FROM trial_intermediate_values WHERE trial_id IN (SELECT t.trial_id FROM trials t JOIN studies s "
-        "ON t.study_id = s.study_id WHERE s.study_name = :name AND t.state = 'PRUNED')")
-    with engine.begin() as conn:
-        return int(conn.execute(sql, {"name": name}).rowcount or 0)
 
 
 def _stored_space(study: Any, wait_s: float = 10.0) -> dict | None:
@@ -235,14 +221,6 @@ def value_at(curve: Sequence[Sequence[float]], step: float) -> float | None:
         else:
             break
     return val
-
-
-def store_curve(trial: Any, curve: Sequence[Sequence[float]]) -> None:
-    """A completed trial's periodic evaluations as its intermediate values (dashboard learning curves).
-    ``Trial.report`` refuses multi-objective studies; the storage call it makes does not."""
-    for step, value in curve:
-        if step >= 0 and math.isfinite(value):
-            trial.storage.set_trial_intermediate_value(trial._trial_id, int(step), float(value))
 
 
 def median_prune(curve: Sequence[Sequence[float]], completed: Sequence[Sequence[Sequence[float]]],
